@@ -1,0 +1,207 @@
+"""Turn one window of the input log into per-segment features and classified errors.
+
+This is the half of the flow that a baseline build and a run share:
+
+    log -> window + sample (SQL) -> safe open in workers -> features per segment
+
+Every sampled row ends as features or as an InputError; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import polars as pl
+
+from . import __version__
+from .config import JobConfig
+from .inputs import LogSample, Window, connect, inside_roots, open_log, resolve_uri, sample_window
+from .isolation import Task, open_all
+from .kinds import KINDS, FeatureSet, InputError
+from .progress import Progress
+
+Segment = tuple[str, str]  # (kind, source)
+
+
+def code_version() -> str:
+    """The package version plus a hash of its source, so a baseline records exactly which code made it."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return f"{__version__}+src.{digest.hexdigest()[:10]}"
+
+
+@dataclass
+class StageTiming:
+    stage: str
+    seconds: float
+    items: int
+    cpu_seconds: float
+    peak_rss_mb: float
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux; children are the worker processes that have exited.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+class StageClock:
+    """Wall time, CPU time (including finished workers) and peak memory of each stage."""
+
+    def __init__(self) -> None:
+        self.timings: list[StageTiming] = []
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, int]]:
+        counter = {"items": 0}
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        try:
+            yield counter
+        finally:
+            self.timings.append(
+                StageTiming(name, time.perf_counter() - wall, counter["items"], _cpu_seconds() - cpu, _peak_rss_mb())
+            )
+
+    def frame(self, run_id: str) -> pl.DataFrame:
+        return pl.DataFrame(
+            [{"run_id": run_id, **t.__dict__} for t in self.timings],
+            schema={
+                "run_id": pl.Utf8,
+                "stage": pl.Utf8,
+                "seconds": pl.Float64,
+                "items": pl.Int32,
+                "cpu_seconds": pl.Float64,
+                "peak_rss_mb": pl.Float64,
+            },
+        )
+
+
+class Context:
+    """What the kinds may ask of a run: the config and the (lazily loaded) encoders."""
+
+    def __init__(self, config: JobConfig, progress: Progress):
+        self.config = config
+        self.progress = progress
+        self._image_encoder = None
+
+    def image_encoder(self):
+        if self._image_encoder is None:
+            from .embed.clip import ImageEncoder
+
+            section = self.config.image
+            with self.progress.status(f"loading image encoder {section.model} ({section.pretrained})"):
+                self._image_encoder = ImageEncoder(section.model, section.pretrained, section.seed, section.threads)
+        return self._image_encoder
+
+    def embedder_identity(self, kinds: set[str]) -> dict[str, Any] | None:
+        return self.image_encoder().identity() if "image" in kinds else None
+
+
+@dataclass
+class SegmentData:
+    kind: str
+    source: str
+    n_population: int
+    n_sampled: int
+    features: FeatureSet
+    errors: list[InputError] = field(default_factory=list)
+
+    def error_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for error in self.errors:
+            counts[error.category] = counts.get(error.category, 0) + 1
+        return counts
+
+
+@dataclass
+class WindowAnalysis:
+    window: Window
+    sample: LogSample
+    segments: dict[Segment, SegmentData]
+    outcomes: dict[str, str]  # input_id -> "ok" | "error"
+
+
+def _target(row: dict[str, Any], roots: list[Path]) -> tuple[Any, InputError | None]:
+    if row["uri"] is None:
+        return row["body"].encode("utf-8"), None
+    uri = row["uri"]
+    if "://" in uri and not uri.startswith("file://"):
+        scheme = uri.split("://", 1)[0]
+        return None, InputError(row["input_id"], "unsupported", f"uri scheme {scheme}:// is not readable yet")
+    path = resolve_uri(uri, row["log_file"])
+    if not inside_roots(path, roots):
+        return None, InputError(row["input_id"], "outside_roots", f"{path} is outside [inputs] roots; not read")
+    return path, None
+
+
+def analyse_window(config: JobConfig, window: Window, context: Context, clock: StageClock) -> WindowAnalysis:
+    with clock.stage("sample") as counter:
+        con = connect()
+        try:
+            open_log(con, config.inputs.log)
+            sample = sample_window(con, window, config.sampling.max_per_segment, config.sampling.seed)
+        finally:
+            con.close()
+        counter["items"] = sample.rows.height
+
+    population = {(r["kind"], r["source"]): r["n_population"] for r in sample.population.iter_rows(named=True)}
+    rows = sample.rows.to_dicts()
+    segments: dict[Segment, SegmentData] = {}
+    featurizers: dict[Segment, Any] = {}
+    row_segment: dict[str, Segment] = {}
+    outcomes: dict[str, str] = {}
+    tasks: list[Task] = []
+    limits: dict[str, dict[str, Any]] = {}
+
+    with clock.stage("open_and_featurize") as counter:
+        for row in rows:
+            segment = (row["kind"], row["source"])
+            kind = KINDS[row["kind"]]
+            if segment not in segments:
+                segments[segment] = SegmentData(row["kind"], row["source"], population.get(segment, 0), 0, FeatureSet())
+                featurizers[segment] = kind.featurizer(context)
+            if row["kind"] not in limits:
+                limits[row["kind"]] = kind.limits(context)
+            segments[segment].n_sampled += 1
+            row_segment[row["input_id"]] = segment
+            target, refused = _target(row, config.inputs.roots)
+            if refused is not None:
+                segments[segment].errors.append(refused)
+                outcomes[row["input_id"]] = "error"
+                continue
+            tasks.append(Task(row["input_id"], kind.open_input, target, limits[row["kind"]], kind.timeout(context)))
+
+        with context.progress.bar("opening and embedding inputs", total=len(rows)) as advance:
+            advance(len(rows) - len(tasks))
+            for input_id, opened in open_all(
+                tasks,
+                workers=config.limits.workers,
+                memory_mb=config.limits.memory_mb,
+                tasks_per_worker=config.limits.tasks_per_worker,
+            ):
+                segment = row_segment[input_id]
+                if isinstance(opened, InputError):
+                    segments[segment].errors.append(opened)
+                    outcomes[input_id] = "error"
+                else:
+                    featurizers[segment].add(input_id, opened)
+                    outcomes[input_id] = "ok"
+                advance(1)
+        for segment, featurizer in featurizers.items():
+            segments[segment].features = featurizer.finish()
+        counter["items"] = len(rows)
+    return WindowAnalysis(window, sample, segments, outcomes)

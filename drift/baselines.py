@@ -1,0 +1,210 @@
+"""Baselines: the features of a reference window, stored as Parquet beside a manifest.
+
+Layout of `<baseline dir>/<job>/<name>/`:
+
+    manifest.json                      window, counts, code version, embedder identity, file sha256s
+    <kind>.descriptors.parquet         source, input_id, one column per descriptor
+    <kind>.<name>.embeddings.parquet   source, input_id, vector (fixed-size float32 array)
+    <kind>.<table>.parquet             source + the kind's long table (payload paths)
+    errors.parquet                     kind, source, input_id, category, message
+
+The manifest pins the embedder: a run whose encoder differs is refused, because distances between
+vectors from two different encoders mean nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .analysis import Context, SegmentData, StageClock, WindowAnalysis, analyse_window, code_version
+from .config import JobConfig
+from .embed.clip import same_embedder
+from .errors import BaselineError
+from .inputs import Window
+from .kinds import FeatureSet, InputError
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _by_kind(analysis: WindowAnalysis) -> dict[str, list[SegmentData]]:
+    grouped: dict[str, list[SegmentData]] = {}
+    for data in analysis.segments.values():
+        grouped.setdefault(data.kind, []).append(data)
+    return grouped
+
+
+def _write_embeddings(path: Path, parts: list[SegmentData], name: str) -> None:
+    sources, ids, matrices = [], [], []
+    for data in parts:
+        matrix = data.features.embeddings.get(name)
+        if matrix is None:
+            continue
+        sources += [data.source] * len(data.features.ids)
+        ids += data.features.ids
+        matrices.append(matrix.astype(np.float32))
+    matrix = np.concatenate(matrices) if matrices else np.zeros((0, 1), np.float32)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel(), pa.float32()), matrix.shape[1])
+    table = pa.table({"source": pa.array(sources, pa.string()), "input_id": pa.array(ids, pa.string()), "vector": vectors})
+    pq.write_table(table, path)
+
+
+def save(analysis: WindowAnalysis, directory: Path, *, job: str, name: str, embedder: dict | None, config: JobConfig) -> dict:
+    """Write the baseline atomically: into a temporary folder, renamed over the old one at the end."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(f".{directory.name}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    for kind, parts in _by_kind(analysis).items():
+        frames = [d.features.descriptors.with_columns(pl.lit(d.source).alias("source")) for d in parts if d.features.n]
+        if frames:
+            pl.concat(frames, how="diagonal_relaxed").write_parquet(staging / f"{kind}.descriptors.parquet")
+        for emb in sorted({e for d in parts for e in d.features.embeddings}):
+            _write_embeddings(staging / f"{kind}.{emb}.embeddings.parquet", parts, emb)
+        for table in sorted({t for d in parts for t in d.features.tables}):
+            frames = [d.features.tables[table].with_columns(pl.lit(d.source).alias("source")) for d in parts if table in d.features.tables]
+            pl.concat(frames, how="diagonal_relaxed").write_parquet(staging / f"{kind}.{table}.parquet")
+    errors = [
+        {"kind": d.kind, "source": d.source, "input_id": e.input_id, "category": e.category, "message": e.message}
+        for d in analysis.segments.values()
+        for e in d.errors
+    ]
+    pl.DataFrame(errors, schema={k: pl.Utf8 for k in ("kind", "source", "input_id", "category", "message")}).write_parquet(
+        staging / "errors.parquet"
+    )
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "job": job,
+        "name": name,
+        "window": analysis.window.as_dict(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code_version": code_version(),
+        "embedder": embedder,
+        "sampling": {"max_per_segment": config.sampling.max_per_segment, "seed": config.sampling.seed},
+        "segments": [
+            {
+                "kind": d.kind,
+                "source": d.source,
+                "n_population": d.n_population,
+                "n_sampled": d.n_sampled,
+                "n_items": d.features.n,
+                "n_errors": len(d.errors),
+                "errors": d.error_counts(),
+            }
+            for d in sorted(analysis.segments.values(), key=lambda d: (d.kind, d.source))
+        ],
+        "files": {p.name: _sha256(p) for p in sorted(staging.glob("*.parquet"))},
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    if directory.exists():
+        shutil.rmtree(directory)
+    staging.rename(directory)
+    return manifest
+
+
+def build(config: JobConfig, start: datetime, end: datetime, context: Context, clock: StageClock) -> dict:
+    if end <= start:
+        raise BaselineError(f"baseline window is empty: --end {end.date()} is not after --start {start.date()}")
+    analysis = analyse_window(config, Window(start, end), context, clock)
+    if not analysis.segments:
+        raise BaselineError(
+            f"no valid inputs in {start.date()} .. {end.date()} (end exclusive) in {config.inputs.log}; "
+            "check the window and the log's received_at column"
+        )
+    with clock.stage("save_baseline"):
+        embedder = context.embedder_identity({k for k, _ in analysis.segments})
+        return save(analysis, config.baseline_dir, job=config.name, name=config.baseline.name, embedder=embedder, config=config)
+
+
+class Baseline:
+    """A loaded, verified baseline."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        manifest_path = directory / MANIFEST
+        if not manifest_path.exists():
+            raise BaselineError(
+                f"no baseline at {directory}; build it first: drift baseline build JOB --start YYYY-MM-DD --end YYYY-MM-DD"
+            )
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise BaselineError(f"baseline manifest {manifest_path} is unreadable: {exc}") from None
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise BaselineError(f"baseline {directory} has format {self.manifest.get('format_version')}; rebuild it")
+        for file, expected in self.manifest["files"].items():
+            path = directory / file
+            if not path.exists() or _sha256(path) != expected:
+                raise BaselineError(f"baseline file {path} is missing or changed since the baseline was built; rebuild it")
+        self.segments = {(s["kind"], s["source"]): s for s in self.manifest["segments"]}
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def embedder(self) -> dict | None:
+        return self.manifest.get("embedder")
+
+    def check_embedder(self, identity: dict | None) -> None:
+        if self.embedder is None or identity is None:
+            return
+        if not same_embedder(self.embedder, identity):
+            old, new = self.embedder, identity
+            raise BaselineError(
+                f"the image encoder differs from baseline {self.name!r}'s: baseline {old['model']} "
+                f"({old['source']}, sha256 {old['weights_sha256'][:12]}), this run {new['model']} "
+                f"({new['source']}, sha256 {new['weights_sha256'][:12]}); rebuild the baseline with this "
+                "encoder, or set [image] back to the baseline's"
+            )
+
+    def features(self, kind: str, source: str) -> FeatureSet:
+        def read(path: Path) -> pl.DataFrame | None:
+            if not path.exists():
+                return None
+            return pl.read_parquet(path).filter(pl.col("source") == source).drop("source")
+
+        descriptors = read(self.directory / f"{kind}.descriptors.parquet")
+        if descriptors is None:
+            descriptors = pl.DataFrame({"input_id": pl.Series([], dtype=pl.Utf8)})
+        # Columns that are all null in this segment came from other segments of the kind.
+        descriptors = descriptors.select([c for c in descriptors.columns if descriptors[c].null_count() < descriptors.height or c == "input_id"])
+        features = FeatureSet(ids=descriptors["input_id"].to_list(), descriptors=descriptors)
+        for path in sorted(self.directory.glob(f"{kind}.*.embeddings.parquet")):
+            name = path.name[len(kind) + 1 : -len(".embeddings.parquet")]
+            table = pq.read_table(path, filters=[("source", "=", source)])
+            vectors = table["vector"].combine_chunks()
+            matrix = vectors.values.to_numpy().reshape(len(table), vectors.type.list_size)
+            order = {input_id: row for row, input_id in enumerate(table["input_id"].to_pylist())}
+            features.embeddings[name] = matrix[[order[i] for i in features.ids]]
+        for path in sorted(self.directory.glob(f"{kind}.*.parquet")):
+            table = path.name[len(kind) + 1 : -len(".parquet")]
+            if table in ("descriptors",) or table.endswith(".embeddings"):
+                continue
+            features.tables[table] = read(path)
+        return features
+
+    def errors(self, kind: str, source: str) -> list[InputError]:
+        frame = pl.read_parquet(self.directory / "errors.parquet").filter(
+            (pl.col("kind") == kind) & (pl.col("source") == source)
+        )
+        return [InputError(r["input_id"], r["category"], r["message"]) for r in frame.iter_rows(named=True)]

@@ -1,0 +1,255 @@
+"""The job file: TOML in, a validated `JobConfig` out.
+
+Every problem is reported as `<file>: [section] key: what is wrong`, and unknown keys are errors,
+so a typo never silently falls back to a default. Relative paths resolve against the job file's
+folder, so a job behaves the same from any working directory (cron, notebooks, CI).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+Severity = Literal["none", "info", "warning", "critical"]
+SEVERITY_ORDER: dict[str, int] = {"none": 0, "info": 1, "warning": 2, "critical": 3}
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([hd])\s*$")
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobSection(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="used in folder names and alert keys")
+    schedule: str = "0 3 * * *"
+    window: str = "1d"
+    timezone: str = "UTC"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError(f"expected a 5-field cron expression like '0 3 * * *', got {value!r}")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def window_length(self) -> timedelta:
+        return parse_duration(self.window)
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"expected a duration such as '1d' or '12h', got {text!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    return timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
+
+
+class InputsSection(_Section):
+    log: str = Field(description="glob of Parquet, JSON Lines or CSV files")
+    roots: list[Path] = Field(min_length=1, description="folders the monitor may read inputs from")
+
+
+class SamplingSection(_Section):
+    max_per_segment: int = Field(default=500, gt=0)
+    seed: int = 0
+
+
+class BaselineSection(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    dir: Path = Path("baselines")
+
+
+class LimitsSection(_Section):
+    """Limits for the worker processes that open untrusted bytes."""
+
+    workers: int = Field(default=2, ge=1, le=64)
+    memory_mb: int = Field(default=2048, ge=256)
+    tasks_per_worker: int = Field(default=500, ge=1, description="recycle workers to bound leaks")
+
+
+class ImageSection(_Section):
+    model: str = "ViT-B-32"
+    pretrained: str = Field(default="untrained", description="open_clip tag, checkpoint path, or 'untrained'")
+    seed: int = Field(default=0, description="initialises the untrained encoder")
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    threads: int | None = Field(default=None, ge=1, description="torch threads; default: all cores")
+    max_bytes: int = Field(default=25_000_000, gt=0)
+    max_pixels: int = Field(default=50_000_000, gt=0)
+    timeout_s: float = Field(default=15.0, gt=0)
+
+
+class DocumentSection(_Section):
+    max_bytes: int = Field(default=50_000_000, gt=0)
+    max_pages: int = Field(default=500, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class PayloadSection(_Section):
+    max_bytes: int = Field(default=10_000_000, gt=0)
+    max_depth: int = Field(default=64, gt=0)
+    max_array: int = Field(default=100_000, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class PolicySection(_Section):
+    """How findings become a verdict and a severity (see drift.stats.verdict)."""
+
+    fdr: float = Field(default=0.01, gt=0, lt=0.5, description="Benjamini-Hochberg level per segment")
+    min_samples: int = Field(default=30, ge=2, description="below this, a check says 'not enough data'")
+    page_at: Severity = "warning"
+    effect: dict[str, float] = Field(default_factory=dict, description="per check family")
+    severity: dict[str, Severity] = Field(default_factory=dict, description="per check family")
+
+    @field_validator("effect", "severity")
+    @classmethod
+    def _families(cls, value: dict) -> dict:
+        from .stats.verdict import FAMILIES
+
+        unknown = sorted(set(value) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown check family {unknown}; known: {sorted(FAMILIES)}")
+        return value
+
+
+class StoreSection(_Section):
+    database: Path = Path("drift.duckdb")
+
+
+class ReportSection(_Section):
+    dir: Path = Path("reports")
+
+
+class _Sink(_Section):
+    name: str | None = None
+    min_severity: Severity = "warning"
+
+
+class StdoutSink(_Sink):
+    type: Literal["stdout"]
+
+
+class FileSink(_Sink):
+    type: Literal["file"]
+    path: Path
+
+
+class WebhookSink(_Sink):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str | None = Field(default=None, description="environment variable holding the HMAC key")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+SinkConfig = Annotated[Union[StdoutSink, FileSink, WebhookSink], Field(discriminator="type")]
+
+
+class AlertsSection(_Section):
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    backoff_s: float = Field(default=1.0, ge=0)
+    runbook_url: str | None = None
+
+
+class JobConfig(_Section):
+    job: JobSection
+    inputs: InputsSection
+    sampling: SamplingSection = SamplingSection()
+    baseline: BaselineSection
+    limits: LimitsSection = LimitsSection()
+    image: ImageSection = ImageSection()
+    document: DocumentSection = DocumentSection()
+    payload: PayloadSection = PayloadSection()
+    policy: PolicySection = PolicySection()
+    store: StoreSection = StoreSection()
+    report: ReportSection = ReportSection()
+    alerts: AlertsSection = AlertsSection()
+
+    # Set by load_job; not part of the file.
+    path: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    @property
+    def baseline_dir(self) -> Path:
+        return self.baseline.dir / self.job.name / self.baseline.name
+
+
+def _format_error(path: Path, error: dict) -> str:
+    loc = [str(p) for p in error["loc"]]
+    # Discriminated unions add the tag to the location; it only confuses the reader.
+    loc = [p for p in loc if p not in {"stdout", "file", "webhook"}]
+    if len(loc) >= 2:
+        where = f"[{'.'.join(loc[:-1])}] {loc[-1]}"
+    elif loc:
+        where = f"[{loc[0]}]"
+    else:
+        where = "(top level)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; see jobs/nightly.example.toml)"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    return f"{path}: {where}: {message}"
+
+
+def _resolve(base: Path, value: Path) -> Path:
+    value = Path(value).expanduser()
+    return value if value.is_absolute() else (base / value).resolve()
+
+
+def load_job(path: str | Path) -> JobConfig:
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give a job file such as {path / 'demo.toml'}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: job file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        config = JobConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_format_error(path, err) for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+    base = path.resolve().parent
+    config.path = path.resolve()
+    config.inputs.roots = [_resolve(base, r) for r in config.inputs.roots]
+    if not Path(config.inputs.log).expanduser().is_absolute() and "://" not in config.inputs.log:
+        config.inputs.log = str(base / config.inputs.log)
+    config.baseline.dir = _resolve(base, config.baseline.dir)
+    config.store.database = _resolve(base, config.store.database)
+    config.report.dir = _resolve(base, config.report.dir)
+    for sink in config.alerts.sinks:
+        if isinstance(sink, FileSink):
+            sink.path = _resolve(base, sink.path)
+    pretrained = config.image.pretrained
+    if _looks_like_path(pretrained):
+        config.image.pretrained = str(_resolve(base, Path(pretrained)))
+    return config
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))

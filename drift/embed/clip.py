@@ -1,0 +1,143 @@
+"""The open_clip image encoder, from a hub tag, a local checkpoint, or seeded random weights.
+
+The encoder's identity (model, weight source, sha256 of the weights, preprocessing) is stored with
+every baseline and run; embeddings from two different identities are never compared.
+
+`untrained` is a deliberate choice, not a fallback: a seeded, randomly initialised network is a
+fair dimensionality reducer for shift detection (Rabanser et al., "Failing Loudly", NeurIPS 2019),
+and it is the only encoder a machine without a model hub can build. Reports say which was used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbedderError
+
+UNTRAINED = "untrained"
+
+
+def weights_sha256(model) -> str:
+    """sha256 over every tensor of the state dict in key order: the same weights give the same hash
+    whatever file format or source they came from."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def source_of(pretrained: str) -> str:
+    if pretrained == UNTRAINED:
+        return "untrained"
+    if Path(pretrained).suffix or "/" in pretrained:
+        return "checkpoint"
+    return "hub"
+
+
+class ImageEncoder:
+    def __init__(self, model_name: str, pretrained: str, seed: int = 0, threads: int | None = None):
+        import open_clip
+        import torch
+
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.source = source_of(pretrained)
+        if model_name not in open_clip.list_models():
+            raise EmbedderError(
+                f"[image] model {model_name!r} is not an open_clip model; for example 'ViT-B-32' or 'RN50'"
+            )
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        # open_clip logs a warning for random weights; we say so ourselves, in every report.
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+        if self.source == "untrained":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = open_clip.create_model(model_name, pretrained=None)
+        elif self.source == "checkpoint":
+            path = Path(pretrained)
+            if not path.is_file():
+                raise EmbedderError(f"[image] pretrained checkpoint not found: {path}")
+            try:
+                model = open_clip.create_model(model_name, pretrained=str(path))
+            except Exception as exc:  # noqa: BLE001 - torch and open_clip raise many kinds here
+                raise EmbedderError(
+                    f"[image] cannot load checkpoint {path} into {model_name}: {type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:300]}"
+                ) from None
+        else:
+            tags = open_clip.list_pretrained_tags_by_model(model_name)
+            if pretrained not in tags:
+                raise EmbedderError(
+                    f"[image] pretrained {pretrained!r} is not an open_clip tag for {model_name} "
+                    f"(tags: {', '.join(tags) or 'none'}); give a tag, a checkpoint path, or 'untrained'"
+                )
+            try:
+                model = open_clip.create_model(model_name, pretrained=pretrained)
+            except Exception as exc:  # noqa: BLE001
+                raise EmbedderError(
+                    f"[image] cannot load open_clip weights {model_name}/{pretrained} (no model hub reachable?): "
+                    f"{str(exc).splitlines()[0][:200]}. Fix: on a machine with network, save the weights with "
+                    f"torch.save(model.state_dict(), 'clip.pt') and set pretrained = '/path/to/clip.pt', "
+                    f"or set pretrained = 'untrained'"
+                ) from None
+        model.eval()
+        self.model = model
+        cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+        size = model.visual.image_size
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.mean = np.array(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)), dtype=np.float32)
+        self.std = np.array(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)), dtype=np.float32)
+        self.dim = int(model.visual.output_dim)
+        self.sha256 = weights_sha256(model)
+        self.seed = seed if self.source == "untrained" else None
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "source": self.source,
+            "pretrained": self.pretrained if self.source != "checkpoint" else Path(self.pretrained).name,
+            "seed": self.seed,
+            "weights_sha256": self.sha256,
+            "dim": self.dim,
+            "preprocess": {
+                "resize": "shortest side, bicubic, center crop",
+                "size": self.image_size,
+                "mean": [round(float(v), 8) for v in self.mean],
+                "std": [round(float(v), 8) for v in self.std],
+                "normalise_output": "l2",
+            },
+        }
+
+    def describe(self) -> str:
+        label = {
+            "untrained": f"UNTRAINED (random weights, seed {self.seed})",
+            "checkpoint": f"checkpoint {Path(self.pretrained).name}",
+            "hub": f"open_clip tag {self.pretrained}",
+        }[self.source]
+        return f"open_clip {self.model_name}, {label}, weights sha256 {self.sha256[:12]}"
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, size, size, 3) uint8 crops -> (n, dim) float32, L2-normalised."""
+        import torch
+
+        x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - torch.from_numpy(self.mean)[:, None, None]) / torch.from_numpy(self.std)[:, None, None]
+        with torch.inference_mode():
+            out = self.model.encode_image(x)
+            out = torch.nn.functional.normalize(out, dim=-1)
+        return out.numpy().astype(np.float32, copy=False)
+
+
+def same_embedder(a: dict | None, b: dict | None) -> bool:
+    """Identities match when everything that shapes a vector matches (the pretrained label may not)."""
+    if a is None or b is None:
+        return a is b
+    keys = ("model", "source", "weights_sha256", "dim", "preprocess")
+    return all(a.get(k) == b.get(k) for k in keys)

@@ -1,0 +1,116 @@
+"""The contract every input kind honours, so the pipeline never branches on the kind.
+
+A kind has two halves:
+
+* `open_input(target, limits) -> dict` runs in a worker process (see drift.isolation) on untrusted
+  bytes. It returns what the parent needs (descriptors, small pixel arrays, parsed structure) or
+  raises `InputProblem` with a category; anything else it raises is classified by the pool.
+* `Featurizer` runs in the parent: it receives the opened items one by one, as they arrive, and
+  turns them into a `FeatureSet`. Streaming lets the image encoder work while workers decode.
+
+Comparison is generic (drift.stats.compare) over the FeatureSet's parts: numeric and categorical
+descriptors, embeddings and per-item structure tables. A kind adds checks of its own only through
+`extra_checks`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Protocol
+
+import numpy as np
+import polars as pl
+
+
+class InputProblem(Exception):
+    """A classified reason why one input could not become an item."""
+
+    def __init__(self, category: str, message: str):
+        super().__init__(message)
+        self.category = category
+        self.message = message
+
+    def __reduce__(self):  # keep the category when the exception crosses a process boundary
+        return (InputProblem, (self.category, self.message))
+
+
+@dataclass
+class InputError:
+    input_id: str
+    category: str
+    message: str
+
+
+@dataclass
+class FeatureSet:
+    """Features of one segment's items, all aligned on `ids` (descriptors, embeddings) or keyed by input_id."""
+
+    ids: list[str] = field(default_factory=list)
+    descriptors: pl.DataFrame = field(default_factory=pl.DataFrame)  # input_id + one column per descriptor
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, d) float32
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # kind-specific long tables
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+
+class Featurizer(Protocol):
+    def add(self, input_id: str, opened: dict[str, Any]) -> None: ...
+
+    def finish(self) -> FeatureSet: ...
+
+
+class Kind(Protocol):
+    name: ClassVar[str]
+    # module-level function (picklable) executed in a worker process
+    open_input: Callable[[Any, dict[str, Any]], dict[str, Any]]
+
+    def limits(self, context) -> dict[str, Any]: ...
+
+    def timeout(self, context) -> float: ...
+
+    def featurizer(self, context) -> Featurizer: ...
+
+    def extra_checks(self, ref: FeatureSet, cur: FeatureSet, context) -> list: ...
+
+
+class DescriptorFeaturizer:
+    """Collects per-item descriptor dicts into a DataFrame; the base of every kind's featurizer."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, input_id: str, opened: dict[str, Any]) -> None:
+        self.ids.append(input_id)
+        self.rows.append({"input_id": input_id, **opened["descriptors"]})
+
+    def descriptor_frame(self) -> pl.DataFrame:
+        if not self.rows:
+            return pl.DataFrame({"input_id": pl.Series([], dtype=pl.Utf8)})
+        return pl.DataFrame(self.rows, infer_schema_length=None)
+
+    def finish(self) -> FeatureSet:
+        return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame())
+
+
+def read_limited(path, max_bytes: int) -> bytes:
+    """Read a file, refusing it before reading when it is over the size limit."""
+    import os
+
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise InputProblem("missing", f"file not found: {path}") from None
+    except OSError as exc:
+        raise InputProblem("unreadable", f"{type(exc).__name__}: {exc}") from None
+    if size > max_bytes:
+        raise InputProblem("too_large", f"{size} bytes, over the limit of {max_bytes}")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(max_bytes + 1)
+    except IsADirectoryError:
+        raise InputProblem("unreadable", f"is a folder: {path}") from None
+    except OSError as exc:
+        raise InputProblem("unreadable", f"{type(exc).__name__}: {exc}") from None

@@ -1,0 +1,238 @@
+"""Images: decode untrusted bytes safely, describe them for people, embed them for the tests.
+
+Descriptors are computed on the image after EXIF orientation, converted to 8-bit RGB, at a fixed
+working size (longest side 512) so that resolution changes do not masquerade as blur changes.
+Formulas (g is the grey level in 0..255, ITU-R 601 luma):
+
+    brightness_mean, brightness_p05, brightness_p95   mean and percentiles of g
+    contrast           standard deviation of g
+    saturation         mean HSV saturation, 0..1
+    entropy            Shannon entropy (bits) of the 256-bin histogram of g
+    blur_laplacian     variance of the 4-neighbour Laplacian of g (low = blurry)
+    edge_density       share of pixels whose gradient magnitude exceeds 32
+    dark_fraction      share of pixels with g < 32;  overexposed_fraction: g > 240
+    white_background   share of pixels with every channel > 220 and saturation < 0.1
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .base import DescriptorFeaturizer, FeatureSet, InputProblem, read_limited
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "MPO")
+WORK_SIDE = 512
+_EXIF_ORIENTATION, _EXIF_MAKE = 0x0112, 0x010F
+
+# Magic numbers of formats we refuse on purpose, so they are 'unsupported' rather than 'corrupt'.
+_REFUSED_MAGIC = {
+    b"%!PS": "PostScript/EPS",
+    b"\xc5\xd0\xd3\xc6": "EPS",
+    b"%PDF": "PDF",
+    b"<svg": "SVG",
+    b"<?xm": "XML/SVG",
+}
+
+
+def _refused_format(data: bytes) -> str | None:
+    for magic, name in _REFUSED_MAGIC.items():
+        if data.startswith(magic):
+            return name
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "HEIF/AVIF"
+    return None
+
+
+def _to_rgb(img):
+    """Convert any Pillow mode to 8-bit RGB, compositing transparency onto white."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = (0.0, 65535.0) if mode.startswith("I;16") else (float(arr.min()), float(arr.max()))
+        scaled = np.clip((arr - lo) / max(hi - lo, 1e-9) * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, "L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode == "RGBA":
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    if mode != "RGB":
+        return img.convert("RGB")
+    return img
+
+
+def _center_crop(img, size: int):
+    from PIL import Image
+
+    w, h = img.size
+    scale = size / min(w, h)
+    resized = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
+    w, h = resized.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return resized.crop((left, top, left + size, top + size))
+
+
+def describe_pixels(rgb) -> dict[str, float]:
+    """Descriptors of an RGB Pillow image at the fixed working size (see the module docstring)."""
+    work = rgb.copy()
+    work.thumbnail((WORK_SIDE, WORK_SIDE))
+    arr = np.asarray(work, dtype=np.float32)
+    grey = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    hist = np.bincount(np.clip(grey, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+    p = hist[hist > 0] / hist.sum()
+    lap = grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4 * grey[1:-1, 1:-1]
+    gx = grey[1:-1, 2:] - grey[1:-1, :-2]
+    gy = grey[2:, 1:-1] - grey[:-2, 1:-1]
+    saturation = np.asarray(work.convert("HSV"), dtype=np.float32)[..., 1] / 255.0
+    q05, q95 = np.percentile(grey, [5, 95])
+    return {
+        "brightness_mean": float(grey.mean()),
+        "brightness_p05": float(q05),
+        "brightness_p95": float(q95),
+        "contrast": float(grey.std()),
+        "saturation": float(saturation.mean()),
+        "entropy": float(-(p * np.log2(p)).sum()),
+        "blur_laplacian": float(lap.var()) if lap.size else 0.0,
+        "edge_density": float((np.hypot(gx, gy) > 32).mean()) if gx.size else 0.0,
+        "dark_fraction": float((grey < 32).mean()),
+        "overexposed_fraction": float((grey > 240).mean()),
+        "white_background": float(((arr > 220).all(axis=-1) & (saturation < 0.1)).mean()),
+    }
+
+
+def decode_image(data: bytes, limits: dict[str, Any]):
+    """Open and fully decode untrusted bytes; return (RGB image, facts about the file)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    refused = _refused_format(data[:16])
+    if refused:
+        raise InputProblem("unsupported", f"{refused} is not an allowed image format")
+    Image.MAX_IMAGE_PIXELS = limits["max_pixels"]
+    with warnings.catch_warnings():
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; we refuse both.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            fmt = img.format or "unknown"
+            width, height = img.size
+            mode = img.mode
+            exif = img.getexif()
+            orientation = int(exif.get(_EXIF_ORIENTATION, 1) or 1) if exif else 1
+            make = str(exif.get(_EXIF_MAKE, "")).strip("\x00 ").strip() if exif else ""
+            if fmt == "JPEG":
+                # Decode at reduced scale: the descriptors and the encoder never need more.
+                img.draft("RGB", (WORK_SIDE * 2, WORK_SIDE * 2))
+            img.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InputProblem("bomb", str(exc)) from None
+        except UnidentifiedImageError:
+            raise InputProblem("corrupt", "not a recognisable image in an allowed format") from None
+        except OSError as exc:
+            text = str(exc)
+            category = "truncated" if "truncated" in text or "broken data stream" in text else "corrupt"
+            raise InputProblem(category, f"{type(exc).__name__}: {text}") from None
+        except (SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error) as exc:
+            raise InputProblem("corrupt", f"{type(exc).__name__}: {exc}") from None
+    if width <= 0 or height <= 0:
+        raise InputProblem("corrupt", f"image has no pixels ({width}x{height})")
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a bad orientation tag must not lose the image
+        pass
+    rgb = _to_rgb(img)
+    facts = {
+        "format": fmt,
+        "mode": mode,
+        "width": width,
+        "height": height,
+        "exif_present": bool(exif),
+        "orientation": orientation,
+        "camera_make": make or "(none)",
+    }
+    return rgb, facts
+
+
+def open_image(target, limits: dict[str, Any]) -> dict[str, Any]:
+    """Worker side: bytes or path -> descriptors and the encoder's input crop (uint8 HxWx3)."""
+    data = target if isinstance(target, bytes) else read_limited(target, limits["max_bytes"])
+    if not data:
+        raise InputProblem("empty", "the file is empty")
+    rgb, facts = decode_image(data, limits)
+    width, height = facts["width"], facts["height"]
+    descriptors: dict[str, Any] = {
+        "width": float(width),
+        "height": float(height),
+        "megapixels": width * height / 1e6,
+        "aspect_ratio": width / height,
+        "file_bytes": float(len(data)),
+        "bytes_per_pixel": len(data) / (width * height),
+        "exif_present": float(facts["exif_present"]),
+        "format": facts["format"],
+        "mode": facts["mode"],
+        "orientation": str(facts["orientation"]),
+        "camera_make": facts["camera_make"],
+        **describe_pixels(rgb),
+    }
+    crop = np.asarray(_center_crop(rgb, limits["crop_size"]), dtype=np.uint8)
+    return {"descriptors": descriptors, "pixels": crop}
+
+
+class ImageFeaturizer(DescriptorFeaturizer):
+    """Collects descriptors and embeds pixels in batches while workers keep decoding."""
+
+    def __init__(self, encoder, batch_size: int):
+        super().__init__()
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.pending: list[np.ndarray] = []
+        self.vectors: list[np.ndarray] = []
+
+    def add(self, input_id: str, opened: dict[str, Any]) -> None:
+        super().add(input_id, opened)
+        self.pending.append(opened["pixels"])
+        if len(self.pending) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.vectors.append(self.encoder.encode_pixels(np.stack(self.pending)))
+            self.pending = []
+
+    def finish(self) -> FeatureSet:
+        self._flush()
+        dim = self.encoder.dim
+        matrix = np.concatenate(self.vectors) if self.vectors else np.zeros((0, dim), dtype=np.float32)
+        return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame(), embeddings={"clip": matrix})
+
+
+class ImageKind:
+    name = "image"
+    open_input = staticmethod(open_image)
+
+    def limits(self, context) -> dict[str, Any]:
+        return {
+            "max_bytes": context.config.image.max_bytes,
+            "max_pixels": context.config.image.max_pixels,
+            "crop_size": context.image_encoder().image_size,
+        }
+
+    def timeout(self, context) -> float:
+        return context.config.image.timeout_s
+
+    def featurizer(self, context) -> ImageFeaturizer:
+        return ImageFeaturizer(context.image_encoder(), context.config.image.batch_size)
+
+    def extra_checks(self, ref: FeatureSet, cur: FeatureSet, context) -> list:
+        return []

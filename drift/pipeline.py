@@ -1,0 +1,235 @@
+"""One run of a job over one window, stage by stage:
+
+    hold the writer lock -> load and verify the baseline -> analyse the window (analysis.py)
+    -> compare each segment with its baseline -> one verdict per segment (stats.verdict)
+    -> plan alerts -> one DuckDB transaction -> deliver the outbox -> write the reports
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .alerts.deliver import deliver_pending
+from .alerts.outbox import apply_alerts
+from .alerts.policy import plan_alerts
+from .alerts.sinks import build_sink
+from .analysis import Context, StageClock, WindowAnalysis, analyse_window, code_version
+from .baselines import Baseline
+from .config import JobConfig
+from .inputs import Window
+from .progress import Progress
+from .report import render
+from .stats.compare import compare_segment, error_rate_checks
+from .stats.verdict import Verdict, decide, max_severity
+from .kinds import KINDS
+from .store import connect_writer, utcnow, write_run, writer_lock
+
+
+def day_window(config: JobConfig, day: str | None) -> Window:
+    """The window starting at 00:00 UTC of `day` (default: yesterday), as long as [job] window."""
+    if day is None:
+        start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    else:
+        start = parse_day(day)
+    return Window(start, start + config.job.window_length)
+
+
+def parse_day(text: str) -> datetime:
+    from .errors import DriftError
+
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise DriftError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    summary: dict[str, Any]
+    report_paths: dict[str, Path]
+    delivery: dict[str, int]
+
+
+def _segment_verdicts(
+    config: JobConfig, analysis: WindowAnalysis, baseline: Baseline, context: Context
+) -> dict[tuple[str, str], Verdict]:
+    verdicts: dict[tuple[str, str], Verdict] = {}
+    for segment, data in sorted(analysis.segments.items()):
+        if segment not in baseline.segments:
+            verdicts[segment] = Verdict(status="no_baseline")
+            continue
+        ref_meta = baseline.segments[segment]
+        ref = baseline.features(*segment)
+        results = compare_segment(ref, data.features, KINDS[data.kind], context)
+        results += error_rate_checks(ref_meta["errors"], ref_meta["n_sampled"], data.error_counts(), data.n_sampled)
+        verdicts[segment] = decide(results, config.policy)
+    for segment in baseline.segments:
+        if segment not in verdicts:
+            verdicts[segment] = Verdict(status="absent")
+    return verdicts
+
+
+def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    samples = sample_rows.select("input_id", "received_at", "kind", "source", "uri").with_columns(
+        pl.lit(run_id).alias("run_id"),
+        pl.col("input_id").replace_strict(analysis.outcomes, default="error").alias("outcome"),
+    )
+    errors = [
+        {"run_id": run_id, "input_id": e.input_id, "kind": d.kind, "source": d.source, "category": e.category, "message": e.message}
+        for d in analysis.segments.values()
+        for e in d.errors
+    ]
+    segments, findings, descriptors = [], [], []
+    for (kind, source), verdict in verdicts.items():
+        data = analysis.segments.get((kind, source))
+        segments.append(
+            {
+                "run_id": run_id,
+                "kind": kind,
+                "source": source,
+                "n_population": data.n_population if data else 0,
+                "n_sampled": data.n_sampled if data else 0,
+                "n_items": data.features.n if data else 0,
+                "n_errors": len(data.errors) if data else 0,
+                "status": verdict.status,
+                "drifted": verdict.drifted,
+                "severity": verdict.severity,
+            }
+        )
+        for finding in verdict.findings:
+            row = finding.as_dict()
+            findings.append(
+                {
+                    "run_id": run_id,
+                    "kind": kind,
+                    "source": source,
+                    "check_family": row.pop("check"),
+                    **{k: row[k] for k in ("target", "method", "statistic", "p_value", "p_adjusted", "effect_size",
+                                           "effect_threshold", "n_ref", "n_cur", "status", "severity")},
+                    "detail": _json(row["detail"]),
+                }
+            )
+        if data is not None and data.features.n:
+            descriptors.append(_long_descriptors(data.features.descriptors).with_columns(
+                pl.lit(run_id).alias("run_id"), pl.lit(kind).alias("kind"), pl.lit(source).alias("source")))
+    return {
+        "samples": samples,
+        "input_errors": pl.DataFrame(errors, schema={k: pl.Utf8 for k in ("run_id", "input_id", "kind", "source", "category", "message")}),
+        "segments": pl.DataFrame(segments),
+        "findings": pl.DataFrame(findings, infer_schema_length=None),
+        "descriptors": pl.concat(descriptors, how="diagonal") if descriptors else pl.DataFrame(),
+    }
+
+
+def _long_descriptors(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per (input, descriptor): numbers in `value`, categories in `label`."""
+    numeric = [c for c in frame.columns if c != "input_id" and frame[c].dtype.is_numeric()]
+    labels = [c for c in frame.columns if c != "input_id" and c not in numeric]
+    parts = []
+    if numeric:
+        parts.append(
+            frame.select("input_id", *[pl.col(c).cast(pl.Float64) for c in numeric])
+            .unpivot(index="input_id", variable_name="name", value_name="value")
+            .with_columns(pl.lit(None, pl.Utf8).alias("label"))
+        )
+    if labels:
+        parts.append(
+            frame.select("input_id", *[pl.col(c).cast(pl.Utf8) for c in labels])
+            .unpivot(index="input_id", variable_name="name", value_name="label")
+            .with_columns(pl.lit(None, pl.Float64).alias("value"))
+        )
+    return pl.concat(parts, how="diagonal")
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
+
+
+def run_job(config: JobConfig, day: str | None = None, progress: Progress | None = None) -> RunResult:
+    progress = progress or Progress(enabled=False)
+    window = day_window(config, day)
+    for sink in config.alerts.sinks:
+        build_sink(sink)  # a missing secret stops the run before any work, not after
+    with writer_lock(config.store.database):
+        started = utcnow()
+        clock = StageClock()
+        context = Context(config, progress)
+        baseline = Baseline(config.baseline_dir)
+        if baseline.embedder is not None:
+            baseline.check_embedder(context.embedder_identity({"image"}))
+        analysis = analyse_window(config, window, context, clock)
+        with clock.stage("compare") as counter:
+            verdicts = _segment_verdicts(config, analysis, baseline, context)
+            counter["items"] = len(verdicts)
+        run_id = f"{config.name}-{window.start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+        report_dir = config.report.dir / config.name / f"{window.start:%Y-%m-%d}"
+        planned = plan_alerts(config, run_id, window.as_dict(), verdicts, str(report_dir / "report.md"))
+        embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
+        summary = render.summary(
+            run_id=run_id,
+            config=config,
+            window=window,
+            verdicts=verdicts,
+            analysis=analysis,
+            alerts=planned,
+            baseline=baseline,
+            embedder=embedder,
+        )
+        con = connect_writer(config.store.database)
+        try:
+            with clock.stage("store") as counter:
+                analysed = {s for s, v in verdicts.items() if v.status == "ok"}
+                tables = _tables(run_id, analysis, verdicts, analysis.sample.rows)
+                tables["log_rejects"] = analysis.sample.rejects.with_columns(pl.lit(run_id).alias("run_id"))
+                run_row = {
+                    "run_id": run_id,
+                    "job": config.name,
+                    "window_start": window.start,
+                    "window_end": window.end,
+                    "status": "completed",
+                    "drifted": any(v.drifted for v in verdicts.values()),
+                    "severity": max_severity(v.severity for v in verdicts.values()),
+                    "baseline": baseline.name,
+                    "embedder": embedder,
+                    "code_version": code_version(),
+                    "started_at": started,
+                    "finished_at": utcnow(),
+                    "n_sampled": analysis.sample.rows.height,
+                    "n_errors": sum(len(d.errors) for d in analysis.segments.values()),
+                    "summary": summary,
+                }
+                changes: dict[str, str] = {}
+                # Stage timings are written with the run; the last stages' figures are added after.
+                tables["stage_timings"] = clock.frame(run_id)
+                write_run(
+                    con, run_row, tables,
+                    lambda c: changes.update(apply_alerts(c, config, run_id, planned, analysed, utcnow())),
+                )
+                counter["items"] = sum(f.height for f in tables.values())
+                summary["alert_changes"] = changes
+            with clock.stage("deliver") as counter:
+                delivery = deliver_pending(con, config)
+                counter["items"] = delivery["delivered"]
+            summary["delivery"] = delivery
+            with clock.stage("report"):
+                summary["stages"] = [t.__dict__ for t in clock.timings]
+                paths = render.write_reports(summary, report_dir)
+            # The last three stages ran after the transaction; their timings are added now.
+            late = clock.frame(run_id).filter(pl.col("stage").is_in(["store", "deliver", "report"]))
+            con.register("_late", late.to_arrow())
+            con.execute("INSERT INTO stage_timings SELECT * FROM _late")
+            con.unregister("_late")
+            summary["stages"] = [t.__dict__ for t in clock.timings]
+            con.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [_json(summary), run_id])
+        finally:
+            con.close()
+    return RunResult(run_id, summary, paths, delivery)

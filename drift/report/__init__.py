@@ -1,0 +1,1 @@
+"""Run summaries (JSON) and human reports (Markdown)."""

@@ -1,0 +1,142 @@
+"""The run summary (the shape `drift run --json` prints) and the Markdown report beside it.
+
+The summary lists a segment's findings that matter to a reader: drift, small effects, and checks
+that had too little data. Every check, including the quiet ones, is in the `findings` table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+SHOWN_STATUSES = ("drift", "small_effect", "not_enough_data")
+SEVERITY_MARK = {"none": "ok", "info": "info", "warning": "WARNING", "critical": "CRITICAL"}
+
+
+def summary(*, run_id, config, window, verdicts, analysis, alerts, baseline, embedder) -> dict[str, Any]:
+    segments = []
+    for (kind, source), verdict in sorted(verdicts.items()):
+        data = analysis.segments.get((kind, source))
+        findings = [f.as_dict() for f in verdict.findings if f.status in SHOWN_STATUSES]
+        findings.sort(key=lambda f: (f["status"] != "drift", -(f["effect_size"] or 0)))
+        segments.append(
+            {
+                "kind": kind,
+                "source": source,
+                "status": verdict.status,
+                "n_population": data.n_population if data else 0,
+                "n_sampled": data.n_sampled if data else 0,
+                "n_errors": len(data.errors) if data else 0,
+                "errors": data.error_counts() if data else {},
+                "n_checks": len(verdict.findings),
+                "drifted": verdict.drifted,
+                "severity": verdict.severity,
+                "findings": findings,
+            }
+        )
+    return {
+        "run_id": run_id,
+        "job": config.name,
+        "window": window.as_dict(),
+        "status": "completed",
+        "baseline": {"name": baseline.name, "window": baseline.manifest["window"]},
+        "encoder": embedder,
+        "log_rejects": analysis.sample.rejects.to_dicts(),
+        "segments": segments,
+        "alerts": [{"severity": a.severity, "dedup_key": a.dedup_key, "title": a.title} for a in alerts],
+    }
+
+
+_UNSAFE = re.compile(r"([\\`*_{}\[\]<>|#])")
+
+
+def md(value: Any) -> str:
+    """Text from inputs, made inert in Markdown (and in the HTML a Markdown viewer makes of it)."""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return _UNSAFE.sub(r"\\\1", text).replace("&", "&amp;")
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.{digits}f}"
+
+
+def encoder_line(encoder: dict | None) -> str:
+    if not encoder:
+        return "Image encoder: none (no image segments)."
+    label = {
+        "untrained": f"UNTRAINED (seeded random weights, seed {encoder.get('seed')}): a dimensionality reducer, not a semantic model",
+        "checkpoint": f"local checkpoint {encoder.get('pretrained')}",
+        "hub": f"open_clip tag {encoder.get('pretrained')}",
+    }[encoder["source"]]
+    return f"Image encoder: open_clip {encoder['model']}, {label}; weights sha256 {encoder['weights_sha256'][:16]}."
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        f"# Drift report: {md(summary['job'])}, {summary['window']['start'][:10]}",
+        "",
+        f"Run `{summary['run_id']}`, window {summary['window']['start']} to {summary['window']['end']}, "
+        f"baseline `{md(summary['baseline']['name'])}` ({summary['baseline']['window']['start'][:10]} to "
+        f"{summary['baseline']['window']['end'][:10]}).",
+        "",
+        encoder_line(summary.get("encoder")),
+        "",
+        "## Verdicts",
+        "",
+        "| segment | verdict | sampled | errors | checks |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for seg in summary["segments"]:
+        verdict = SEVERITY_MARK[seg["severity"]] if seg["status"] == "ok" else seg["status"].replace("_", " ")
+        if seg["drifted"] and seg["severity"] == "none":
+            verdict = "drift (below paging)"
+        lines.append(
+            f"| {md(seg['kind'])}/{md(seg['source'])} | {verdict} | {seg['n_sampled']} | {seg['n_errors']} | {seg['n_checks']} |"
+        )
+    if summary["alerts"]:
+        lines += ["", "## Alerts", ""]
+        lines += [f"- **{a['severity']}** {md(a['title'])} (`{md(a['dedup_key'])}`)" for a in summary["alerts"]]
+    for seg in summary["segments"]:
+        if not seg["findings"]:
+            continue
+        lines += [
+            "",
+            f"## {md(seg['kind'])}/{md(seg['source'])}",
+            "",
+            "| check | target | status | method | p | p (BH) | effect | threshold | was | now | examples |",
+            "|---|---|---|---|---:|---:|---:|---:|---|---|---|",
+        ]
+        for f in seg["findings"]:
+            detail = f.get("detail", {})
+            examples = ", ".join(md(e) for e in detail.get("examples", [])[:3])
+            was = detail.get("old", _num(detail.get("ref_median")) if "ref_median" in detail else "")
+            now = detail.get("new", _num(detail.get("cur_median")) if "cur_median" in detail else "")
+            lines.append(
+                f"| {f['check']} | {md(f['target'])} | {f['status']} | {f['method']} | {_num(f['p_value'])} | "
+                f"{_num(f['p_adjusted'])} | {_num(f['effect_size'])} | {_num(f['effect_threshold'])} | {md(was)} | "
+                f"{md(now)} | {examples} |"
+            )
+    if summary.get("log_rejects"):
+        lines += ["", "## Log rows that broke the contract", "", "| reason | rows | examples |", "|---|---:|---|"]
+        lines += [f"| {r['reason']} | {r['n_rows']} | {md(r['examples'] or '')} |" for r in summary["log_rejects"]]
+    if summary.get("stages"):
+        lines += ["", "## Cost", "", "| stage | seconds | items | CPU s | peak RSS MB |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            f"| {s['stage']} | {s['seconds']:.2f} | {s['items']} | {s['cpu_seconds']:.2f} | {s['peak_rss_mb']:.0f} |"
+            for s in summary["stages"]
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"json": directory / "summary.json", "md": directory / "report.md"}
+    paths["json"].write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    paths["md"].write_text(markdown(summary))
+    return paths

@@ -1,0 +1,2 @@
+"""The statistical engine: two-sample tests (tests), comparisons of feature sets (compare),
+and the single verdict (verdict)."""

@@ -1,0 +1,64 @@
+"""Compare one segment's current features with its baseline, the same way for every kind."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ..kinds.base import FeatureSet
+from .tests import TestResult, categorical_test, mmd_test, numeric_test, proportion_test
+
+NUMERIC_DTYPES = (pl.Float64, pl.Float32, pl.Int64, pl.Int32, pl.Int16, pl.Int8, pl.UInt32, pl.UInt64, pl.Boolean)
+
+
+def descriptor_checks(ref: pl.DataFrame, cur: pl.DataFrame) -> list[TestResult]:
+    results = []
+    for name in ref.columns:
+        if name == "input_id" or name not in cur.columns:
+            continue
+        ref_col, cur_col = ref[name], cur[name]
+        if ref_col.dtype in NUMERIC_DTYPES and cur_col.dtype in NUMERIC_DTYPES:
+            result = numeric_test(ref_col.cast(pl.Float64).to_numpy(), cur_col.cast(pl.Float64).to_numpy())
+        else:
+            result = categorical_test(ref_col.cast(pl.Utf8).fill_null("(null)"), cur_col.cast(pl.Utf8).fill_null("(null)"))
+        results.append(result.labelled(family="descriptor", target=name))
+    return results
+
+
+def embedding_checks(ref: FeatureSet, cur: FeatureSet, seed: int) -> list[TestResult]:
+    results = []
+    for name, ref_matrix in ref.embeddings.items():
+        cur_matrix = cur.embeddings.get(name)
+        if cur_matrix is None:
+            continue
+        results.append(mmd_test(ref_matrix, cur_matrix, seed=seed).labelled(family="embedding", target=name))
+    return results
+
+
+def error_rate_checks(
+    ref_errors: dict[str, int], ref_sampled: int, cur_errors: dict[str, int], cur_sampled: int
+) -> list[TestResult]:
+    """Has the share of inputs that could not be opened gone up, overall and per error category?
+
+    One-sided: fewer broken inputs than the baseline is good news, not a page.
+    """
+    rates = [("all", sum(ref_errors.values()), sum(cur_errors.values()))]
+    rates += [(c, ref_errors.get(c, 0), cur_errors.get(c, 0)) for c in sorted(set(ref_errors) | set(cur_errors))]
+    results = []
+    for category, k_ref, k_cur in rates:
+        result = proportion_test(k_ref, ref_sampled, k_cur, cur_sampled, alternative="greater")
+        results.append(
+            result.labelled(
+                family="error_rate",
+                target=f"input errors: {category}",
+                detail={"old": f"{k_ref}/{ref_sampled} failed", "new": f"{k_cur}/{cur_sampled} failed"},
+            )
+        )
+    return results
+
+
+def compare_segment(ref: FeatureSet, cur: FeatureSet, kind, context) -> list[TestResult]:
+    return [
+        *descriptor_checks(ref.descriptors, cur.descriptors),
+        *embedding_checks(ref, cur, context.config.sampling.seed),
+        *kind.extra_checks(ref, cur, context),
+    ]

@@ -1,0 +1,191 @@
+"""Two-sample tests behind one result shape.
+
+Every test returns a `TestResult` with the same fields (method, statistic, p-value, effect size,
+sample sizes, parameters), so the verdict, the store and the alerts never branch on the method.
+Effect sizes are on scales a person can hold a threshold to:
+
+    numeric      ks           Wasserstein distance / baseline standard deviation
+    categorical  chi2         Jensen-Shannon distance (base 2, 0..1)
+    proportion   fisher       Cohen's h = |2 asin sqrt(p1) - 2 asin sqrt(p2)|
+    type mix     chi2         total variation distance between the type shares (0..1)
+    embeddings   mmd          unbiased MMD^2 with a Gaussian kernel, median-heuristic bandwidth
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+
+@dataclass(frozen=True)
+class TestResult:
+    method: str
+    statistic: float
+    p_value: float
+    effect_size: float
+    n_ref: int
+    n_cur: int
+    params: dict[str, Any] = field(default_factory=dict)
+    family: str = ""
+    target: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def labelled(self, *, family: str, target: str, detail: dict[str, Any] | None = None) -> "TestResult":
+        return replace(self, family=family, target=target, detail={**self.detail, **(detail or {})})
+
+
+def _clean(values) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    return arr[np.isfinite(arr)]
+
+
+def numeric_test(ref, cur) -> TestResult:
+    """Kolmogorov-Smirnov, with the Wasserstein distance in baseline standard deviations as effect."""
+    x, y = _clean(ref), _clean(cur)
+    if len(x) == 0 or len(y) == 0:
+        return TestResult("ks", math.nan, math.nan, math.nan, len(x), len(y))
+    ks = stats.ks_2samp(x, y)
+    scale = float(np.std(x))
+    if scale == 0.0:
+        # A constant baseline: any departure counts, measured in units of 1% of its value.
+        scale = max(abs(float(x[0])) * 0.01, 1e-9)
+    effect = float(stats.wasserstein_distance(x, y)) / scale
+    return TestResult(
+        "ks",
+        float(ks.statistic),
+        float(ks.pvalue),
+        effect,
+        len(x),
+        len(y),
+        {"effect": "wasserstein/std", "ref_median": float(np.median(x)), "cur_median": float(np.median(y))},
+    )
+
+
+def _contingency(ref: Counter, cur: Counter, max_categories: int) -> tuple[list[str], np.ndarray]:
+    combined = ref + cur
+    top = [label for label, _ in combined.most_common(max_categories)]
+    rest = set(combined) - set(top)
+    rows = []
+    for counts in (ref, cur):
+        row = [counts.get(label, 0) for label in top]
+        if rest:
+            row.append(sum(counts.get(label, 0) for label in rest))
+        rows.append(row)
+    labels = top + (["(other)"] if rest else [])
+    return labels, np.array(rows, dtype=np.float64)
+
+
+def categorical_test(ref, cur, max_categories: int = 12) -> TestResult:
+    """Chi-square test of homogeneity; Jensen-Shannon distance between the two shares as effect."""
+    ref_c, cur_c = Counter(ref), Counter(cur)
+    labels, table = _contingency(ref_c, cur_c, max_categories)
+    n_ref, n_cur = int(table[0].sum()), int(table[1].sum())
+    if n_ref == 0 or n_cur == 0:
+        return TestResult("chi2", math.nan, math.nan, math.nan, n_ref, n_cur)
+    if len(labels) < 2:
+        return TestResult("chi2", 0.0, 1.0, 0.0, n_ref, n_cur, {"categories": labels})
+    chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
+    effect = float(jensenshannon(table[0] / n_ref, table[1] / n_cur, base=2))
+    shares = {
+        "ref_top": {labels[i]: round(table[0, i] / n_ref, 4) for i in np.argsort(-table[0])[:3]},
+        "cur_top": {labels[i]: round(table[1, i] / n_cur, 4) for i in np.argsort(-table[1])[:3]},
+    }
+    return TestResult("chi2", float(chi2), float(p), effect, n_ref, n_cur, {"dof": int(dof), "effect": "jensen-shannon", **shares})
+
+
+def proportion_test(k_ref: int, n_ref: int, k_cur: int, n_cur: int, alternative: str = "two-sided") -> TestResult:
+    """Fisher's exact test on a 2x2 table (exact at any count); Cohen's h as effect.
+
+    alternative='greater' asks whether the current rate is higher, as for error rates.
+    """
+    if n_ref == 0 or n_cur == 0:
+        return TestResult("fisher", math.nan, math.nan, math.nan, n_ref, n_cur)
+    table = [[k_cur, n_cur - k_cur], [k_ref, n_ref - k_ref]]
+    odds, p = stats.fisher_exact(table, alternative=alternative)
+    p_ref, p_cur = k_ref / n_ref, k_cur / n_cur
+    effect = abs(2 * math.asin(math.sqrt(p_cur)) - 2 * math.asin(math.sqrt(p_ref)))
+    return TestResult(
+        "fisher",
+        float(odds) if math.isfinite(odds) else 1e300,
+        float(p),
+        effect,
+        n_ref,
+        n_cur,
+        {"alternative": alternative, "ref_rate": p_ref, "cur_rate": p_cur, "effect": "cohen_h"},
+    )
+
+
+def type_mix_test(ref: Counter, cur: Counter) -> TestResult:
+    """Chi-square on the mix of JSON types at one path; total variation distance as effect."""
+    labels, table = _contingency(ref, cur, max_categories=8)
+    n_ref, n_cur = int(table[0].sum()), int(table[1].sum())
+    tv = float(0.5 * np.abs(table[0] / n_ref - table[1] / n_cur).sum())
+    if len(labels) < 2:
+        return TestResult("chi2", 0.0, 1.0, 0.0, n_ref, n_cur, {"effect": "total_variation"})
+    chi2, p, dof, _ = stats.chi2_contingency(table, correction=False)
+    return TestResult("chi2", float(chi2), float(p), tv, n_ref, n_cur, {"dof": int(dof), "effect": "total_variation"})
+
+
+def _sq_dists(z: np.ndarray) -> np.ndarray:
+    sq = (z * z).sum(axis=1)
+    d = sq[:, None] + sq[None, :] - 2.0 * (z @ z.T)
+    np.maximum(d, 0.0, out=d)
+    return d
+
+
+def mmd_test(
+    ref: np.ndarray, cur: np.ndarray, *, n_permutations: int = 500, max_n: int = 1000, seed: int = 0
+) -> TestResult:
+    """Maximum mean discrepancy with a permutation p-value.
+
+    The kernel matrix of the pooled (capped) sample is computed once; every permutation's
+    statistic is then a quadratic form w' K w, so all permutations are one matrix product.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(ref, dtype=np.float64)
+    y = np.asarray(cur, dtype=np.float64)
+    if len(x) > max_n:
+        x = x[rng.choice(len(x), max_n, replace=False)]
+    if len(y) > max_n:
+        y = y[rng.choice(len(y), max_n, replace=False)]
+    nx, ny = len(x), len(y)
+    if nx < 2 or ny < 2:
+        return TestResult("mmd", math.nan, math.nan, math.nan, nx, ny)
+    z = np.concatenate([x, y])
+    d = _sq_dists(z)
+    off = d[~np.eye(len(z), dtype=bool)]
+    bandwidth = float(np.median(off)) or 1.0
+    k = np.exp(-d / bandwidth)
+
+    def weights(labels_x: np.ndarray) -> np.ndarray:
+        return np.where(labels_x, 1.0 / nx, -1.0 / ny)
+
+    is_x = np.zeros(len(z), dtype=bool)
+    is_x[:nx] = True
+    w_obs = weights(is_x)
+    observed = float(w_obs @ k @ w_obs)
+    perms = np.array([rng.permutation(is_x) for _ in range(n_permutations)])
+    w = np.where(perms, 1.0 / nx, -1.0 / ny)
+    null = np.einsum("ij,ij->i", w @ k, w)
+    p = (1.0 + float((null >= observed).sum())) / (1.0 + n_permutations)
+    kxx, kyy, kxy = k[:nx, :nx], k[nx:, nx:], k[:nx, nx:]
+    unbiased = (
+        (kxx.sum() - np.trace(kxx)) / (nx * (nx - 1))
+        + (kyy.sum() - np.trace(kyy)) / (ny * (ny - 1))
+        - 2.0 * kxy.mean()
+    )
+    return TestResult(
+        "mmd",
+        observed,
+        p,
+        max(float(unbiased), 0.0),
+        nx,
+        ny,
+        {"kernel": "gaussian", "bandwidth": bandwidth, "n_permutations": n_permutations, "seed": seed, "effect": "mmd2_unbiased"},
+    )

@@ -1,0 +1,280 @@
+"""The DuckDB store: schema, migrations, the single-writer lock and the run transaction.
+
+The tables are a public interface (docs/schema.md documents every column); change them only by
+adding a migration at the end of MIGRATIONS, never by editing an applied one.
+
+Writers take an exclusive advisory lock on `<database>.lock` for the whole run, so two runs never
+compute side by side and then fight over the file; DuckDB's own file lock is the second line.
+Readers (notebooks, `drift report`) open the database read-only and need no lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import polars as pl
+
+from .errors import DriftError, StoreLockedError
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE runs (
+        run_id        VARCHAR PRIMARY KEY,
+        job           VARCHAR NOT NULL,
+        window_start  TIMESTAMPTZ NOT NULL,
+        window_end    TIMESTAMPTZ NOT NULL,
+        status        VARCHAR NOT NULL,
+        drifted       BOOLEAN NOT NULL,
+        severity      VARCHAR NOT NULL,
+        baseline      VARCHAR NOT NULL,
+        embedder      JSON,
+        code_version  VARCHAR NOT NULL,
+        started_at    TIMESTAMPTZ NOT NULL,
+        finished_at   TIMESTAMPTZ NOT NULL,
+        n_sampled     INTEGER NOT NULL,
+        n_errors      INTEGER NOT NULL,
+        summary       JSON NOT NULL
+    );
+    CREATE TABLE segments (
+        run_id        VARCHAR NOT NULL,
+        kind          VARCHAR NOT NULL,
+        source        VARCHAR NOT NULL,
+        n_population  INTEGER NOT NULL,
+        n_sampled     INTEGER NOT NULL,
+        n_items       INTEGER NOT NULL,
+        n_errors      INTEGER NOT NULL,
+        status        VARCHAR NOT NULL,
+        drifted       BOOLEAN NOT NULL,
+        severity      VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, kind, source)
+    );
+    CREATE TABLE samples (
+        run_id        VARCHAR NOT NULL,
+        input_id      VARCHAR NOT NULL,
+        kind          VARCHAR NOT NULL,
+        source        VARCHAR NOT NULL,
+        received_at   TIMESTAMPTZ NOT NULL,
+        uri           VARCHAR,
+        outcome       VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, input_id)
+    );
+    CREATE TABLE input_errors (
+        run_id        VARCHAR NOT NULL,
+        input_id      VARCHAR NOT NULL,
+        kind          VARCHAR NOT NULL,
+        source        VARCHAR NOT NULL,
+        category      VARCHAR NOT NULL,
+        message       VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, input_id)
+    );
+    CREATE TABLE log_rejects (
+        run_id        VARCHAR NOT NULL,
+        reason        VARCHAR NOT NULL,
+        n_rows        BIGINT NOT NULL,
+        examples      VARCHAR,
+        PRIMARY KEY (run_id, reason)
+    );
+    CREATE TABLE descriptors (
+        run_id        VARCHAR NOT NULL,
+        input_id      VARCHAR NOT NULL,
+        kind          VARCHAR NOT NULL,
+        source        VARCHAR NOT NULL,
+        name          VARCHAR NOT NULL,
+        value         DOUBLE,
+        label         VARCHAR
+    );
+    CREATE TABLE findings (
+        run_id           VARCHAR NOT NULL,
+        kind             VARCHAR NOT NULL,
+        source           VARCHAR NOT NULL,
+        check_family     VARCHAR NOT NULL,
+        target           VARCHAR NOT NULL,
+        method           VARCHAR NOT NULL,
+        statistic        DOUBLE,
+        p_value          DOUBLE,
+        p_adjusted       DOUBLE,
+        effect_size      DOUBLE,
+        effect_threshold DOUBLE,
+        n_ref            INTEGER NOT NULL,
+        n_cur            INTEGER NOT NULL,
+        status           VARCHAR NOT NULL,
+        severity         VARCHAR NOT NULL,
+        detail           JSON
+    );
+    CREATE TABLE alerts (
+        dedup_key     VARCHAR PRIMARY KEY,
+        job           VARCHAR NOT NULL,
+        kind          VARCHAR NOT NULL,
+        source        VARCHAR NOT NULL,
+        check_family  VARCHAR NOT NULL,
+        state         VARCHAR NOT NULL,
+        severity      VARCHAR NOT NULL,
+        title         VARCHAR NOT NULL,
+        opened_run_id VARCHAR NOT NULL,
+        last_run_id   VARCHAR NOT NULL,
+        opened_at     TIMESTAMPTZ NOT NULL,
+        updated_at    TIMESTAMPTZ NOT NULL,
+        resolved_at   TIMESTAMPTZ,
+        body          JSON NOT NULL
+    );
+    CREATE TABLE outbox (
+        message_id    VARCHAR PRIMARY KEY,
+        dedup_key     VARCHAR NOT NULL,
+        run_id        VARCHAR NOT NULL,
+        action        VARCHAR NOT NULL,
+        sink          VARCHAR NOT NULL,
+        payload       JSON NOT NULL,
+        created_at    TIMESTAMPTZ NOT NULL,
+        delivered_at  TIMESTAMPTZ,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        last_error    VARCHAR
+    );
+    CREATE TABLE deliveries (
+        message_id    VARCHAR NOT NULL,
+        sink          VARCHAR NOT NULL,
+        attempt       INTEGER NOT NULL,
+        attempted_at  TIMESTAMPTZ NOT NULL,
+        ok            BOOLEAN NOT NULL,
+        status        VARCHAR NOT NULL,
+        response      VARCHAR
+    );
+    CREATE TABLE stage_timings (
+        run_id        VARCHAR NOT NULL,
+        stage         VARCHAR NOT NULL,
+        seconds       DOUBLE NOT NULL,
+        items         INTEGER NOT NULL,
+        cpu_seconds   DOUBLE NOT NULL,
+        peak_rss_mb   DOUBLE NOT NULL,
+        PRIMARY KEY (run_id, stage)
+    );
+    """,
+]
+
+# Tables holding one run's rows, deleted together when the run is replaced.
+RUN_TABLES = ("segments", "samples", "input_errors", "log_rejects", "descriptors", "findings", "stage_timings")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    current = schema_version(con)
+    if current > len(MIGRATIONS):
+        raise DriftError(
+            f"the store's schema is version {current}, newer than this drift knows ({len(MIGRATIONS)}); upgrade drift"
+        )
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        con.execute("BEGIN")
+        con.execute(MIGRATIONS[version - 1])
+        con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utcnow()])
+        con.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+@contextmanager
+def writer_lock(database: Path) -> Iterator[None]:
+    """Hold the store's writer lock, or fail at once saying who holds it."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = database.with_name(database.name + ".lock")
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise StoreLockedError(
+                f"another run holds the store {database} ({holder}); wait for it to finish or check that process"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {utcnow().isoformat(timespec='seconds')}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the flock
+
+
+def connect_writer(database: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(database))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreLockedError(f"another process holds the store {database}: {str(exc).splitlines()[0]}") from None
+        raise DriftError(f"cannot open the store {database}: {exc}") from None
+    con.execute("SET TimeZone = 'UTC'")
+    migrate(con)
+    return con
+
+
+def connect_reader(database: Path) -> duckdb.DuckDBPyConnection:
+    if not Path(database).exists():
+        raise DriftError(f"no store at {database}: run a job first (drift run JOB)")
+    try:
+        con = duckdb.connect(str(database), read_only=True)
+    except duckdb.IOException as exc:
+        raise StoreLockedError(f"cannot open the store {database} read-only: {str(exc).splitlines()[0]}") from None
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    if frame.height == 0:
+        return
+    columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+    frame = frame.select([c for c in columns if c in frame.columns])
+    con.register("_frame", frame.to_arrow())
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(frame.columns)}) SELECT * FROM _frame")
+    finally:
+        con.unregister("_frame")
+
+
+def previous_run_ids(con: duckdb.DuckDBPyConnection, job: str, window_start: datetime) -> list[str]:
+    rows = con.execute("SELECT run_id FROM runs WHERE job = ? AND window_start = ?", [job, window_start]).fetchall()
+    return [r[0] for r in rows]
+
+
+def write_run(
+    con: duckdb.DuckDBPyConnection,
+    run: dict,
+    tables: dict[str, pl.DataFrame],
+    alert_changes,
+) -> None:
+    """Replace any earlier run of the same (job, window) and write this one, all in one transaction.
+
+    `alert_changes(con)` runs inside the transaction so that alerts and their outbox messages
+    commit together with the findings that caused them, or not at all.
+    """
+    con.execute("BEGIN")
+    try:
+        for old in previous_run_ids(con, run["job"], run["window_start"]):
+            for table in RUN_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [old])
+            con.execute("DELETE FROM runs WHERE run_id = ?", [old])
+        row = dict(run)
+        row["embedder"] = json.dumps(row["embedder"]) if row.get("embedder") is not None else None
+        row["summary"] = json.dumps(row["summary"])
+        _insert(con, "runs", pl.DataFrame([row]))
+        for table, frame in tables.items():
+            _insert(con, table, frame)
+        alert_changes(con)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
