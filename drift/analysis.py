@@ -104,7 +104,9 @@ class Context:
 
             section = self.config.image
             with self.progress.status(f"loading image encoder {section.model} ({section.pretrained})"):
-                self._image_encoder = ImageEncoder(section.model, section.pretrained, section.seed, section.threads)
+                self._image_encoder = ImageEncoder(
+                    section.model, section.pretrained, section.seed, section.threads, section.architecture
+                )
         return self._image_encoder
 
     def embedder_identity(self, kinds: set[str]) -> dict[str, Any] | None:

@@ -80,12 +80,14 @@ class LimitsSection(_Section):
     """Limits for the worker processes that open untrusted bytes."""
 
     workers: int = Field(default=2, ge=1, le=64)
-    memory_mb: int = Field(default=2048, ge=256)
+    # Address space, not resident memory: a worker maps ~700 MB of libraries before it opens a file.
+    memory_mb: int = Field(default=2048, ge=1024)
     tasks_per_worker: int = Field(default=500, ge=1, description="recycle workers to bound leaks")
 
 
 class ImageSection(_Section):
     model: str = "ViT-B-32"
+    architecture: Path | None = Field(default=None, description="open_clip architecture JSON for a custom model")
     pretrained: str = Field(default="untrained", description="open_clip tag, checkpoint path, or 'untrained'")
     seed: int = Field(default=0, description="initialises the untrained encoder")
     batch_size: int = Field(default=32, ge=1, le=1024)
@@ -194,20 +196,19 @@ class JobConfig(_Section):
 
 
 def _format_error(path: Path, error: dict) -> str:
-    loc = [str(p) for p in error["loc"]]
     # Discriminated unions add the tag to the location; it only confuses the reader.
-    loc = [p for p in loc if p not in {"stdout", "file", "webhook"}]
-    if len(loc) >= 2:
-        where = f"[{'.'.join(loc[:-1])}] {loc[-1]}"
-    elif loc:
-        where = f"[{loc[0]}]"
-    else:
-        where = "(top level)"
+    loc = [p for p in error["loc"] if p not in {"stdout", "file", "webhook"}]
+    top_level = len(loc) == 1  # a whole [section]
+    section, key = (loc[:-1], loc[-1]) if loc and isinstance(loc[-1], str) and not top_level else (loc, None)
+    name = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(section))
+    where = " ".join(x for x in (f"[{name}]" if name else "", key or "") if x) or "(top level)"
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see jobs/nightly.example.toml)"
     elif error["type"] == "missing":
-        message = "required key is missing"
+        message = "required section is missing" if top_level else "required key is missing"
+    elif error["type"] == "union_tag_invalid":
+        message = f"type: {message}"
     return f"{path}: {where}: {message}"
 
 
@@ -245,6 +246,8 @@ def load_job(path: str | Path) -> JobConfig:
     for sink in config.alerts.sinks:
         if isinstance(sink, FileSink):
             sink.path = _resolve(base, sink.path)
+    if config.image.architecture is not None:
+        config.image.architecture = _resolve(base, config.image.architecture)
     pretrained = config.image.pretrained
     if _looks_like_path(pretrained):
         config.image.pretrained = str(_resolve(base, Path(pretrained)))

@@ -73,9 +73,9 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 def open_log(con: duckdb.DuckDBPyConnection, pattern: str) -> None:
     """Create the view `input_log` with the contract's columns normalised, or explain why not."""
+    reader = _reader(pattern)
     if "://" not in pattern and not globmod.glob(pattern, recursive=True):
         raise InputLogError(f"input log {pattern!r}: no file matches")
-    reader = _reader(pattern)
     try:
         columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
     except duckdb.Error as exc:

@@ -42,13 +42,29 @@ def source_of(pretrained: str) -> str:
 
 
 class ImageEncoder:
-    def __init__(self, model_name: str, pretrained: str, seed: int = 0, threads: int | None = None):
+    def __init__(
+        self,
+        model_name: str,
+        pretrained: str,
+        seed: int = 0,
+        threads: int | None = None,
+        architecture: Path | None = None,
+    ):
         import open_clip
         import torch
 
         self.model_name = model_name
         self.pretrained = pretrained
         self.source = source_of(pretrained)
+        if architecture is not None:
+            # open_clip registers an architecture file under its stem: architecture x/tiny.json -> model "tiny".
+            if not Path(architecture).is_file():
+                raise EmbedderError(f"[image] architecture file not found: {architecture}")
+            if Path(architecture).stem != model_name:
+                raise EmbedderError(
+                    f"[image] model {model_name!r} must match the architecture file name {Path(architecture).name!r}"
+                )
+            open_clip.add_model_config(str(architecture))
         if model_name not in open_clip.list_models():
             raise EmbedderError(
                 f"[image] model {model_name!r} is not an open_clip model; for example 'ViT-B-32' or 'RN50'"

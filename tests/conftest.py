@@ -1,0 +1,160 @@
+"""Shared fixtures: a tiny open_clip checkpoint and small worlds of inputs with a log."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import orjson
+import polars as pl
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from drift.demo import world as demo_world
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+TINY_ARCH = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny open_clip architecture file and a checkpoint of it, saved the way users save CLIP weights."""
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    arch = folder / "drift-tiny.json"
+    arch.write_text(json.dumps(TINY_ARCH))
+    open_clip.add_model_config(str(arch))
+    torch.manual_seed(123)
+    model = open_clip.create_model("drift-tiny", pretrained=None)
+    checkpoint = folder / "drift-tiny.pt"
+    torch.save({"state_dict": model.state_dict()}, checkpoint)
+    return arch, checkpoint
+
+
+def photo(rng: random.Random, dark: bool = False, blur: bool = False) -> bytes:
+    """A small, fast stand-in for a document photo: paper with text-like strokes on a table."""
+    img = Image.new("RGB", (160, 120), tuple(rng.randint(90, 160) for _ in range(3)))
+    draw = ImageDraw.Draw(img)
+    x0, y0 = rng.randint(10, 40), rng.randint(5, 20)
+    draw.rectangle((x0, y0, x0 + 90, y0 + 95), fill=(245, 245, 240))
+    for line in range(8):
+        y = y0 + 8 + line * 10
+        draw.line((x0 + 6, y, x0 + rng.randint(30, 84), y), fill=(20, 20, 20), width=2)
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(3))
+    arr = np.asarray(img, dtype=np.float32)
+    if dark:
+        arr *= 0.3
+    buffer = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8)).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def write_day(
+    root: Path,
+    day: datetime,
+    *,
+    n: int = 40,
+    seed: int = 0,
+    degrade_images: bool = False,
+    break_orders: bool = False,
+    extra_rows: list[dict] | None = None,
+) -> Path:
+    """One day of inputs (images, PDFs, orders) and its Parquet log under root/logs."""
+    rng = random.Random(seed)
+    data = root / "data" / f"{day:%Y-%m-%d}"
+    data.mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    rows = []
+
+    def add(kind: str, source: str, name: str, payload: bytes) -> None:
+        (data / name).write_bytes(payload)
+        rows.append(
+            {
+                "input_id": f"{source}-{day:%Y%m%d}-{len(rows):04d}",
+                "received_at": (day + timedelta(seconds=rng.randint(0, 86399))).isoformat(),
+                "kind": kind,
+                "source": source,
+                "uri": f"../data/{day:%Y-%m-%d}/{name}",
+                "body": None,
+            }
+        )
+
+    for i in range(n):
+        bad = degrade_images and i % 2 == 0
+        add("image", "app", f"img_{i}.jpg", photo(rng, dark=bad, blur=bad))
+    for i in range(n):
+        add("document", "partner", f"doc_{i}.pdf", demo_world.invoice_pdf(rng))
+    for i in range(n):
+        order = demo_world.order_json(rng, drifted=False)
+        if break_orders and i % 2 == 0:
+            order["total"] = str(order["total"])
+        add("payload", "orders", f"order_{i}.json", orjson.dumps(order))
+    rows += extra_rows or []
+    path = root / "logs" / f"inputs-{day:%Y-%m-%d}.parquet"
+    pl.DataFrame(rows, schema={k: pl.Utf8 for k in ("input_id", "received_at", "kind", "source", "uri", "body")}).write_parquet(path)
+    return path
+
+
+def write_job(root: Path, tiny_clip: tuple[Path, Path], extra: str = "", name: str = "t") -> Path:
+    arch, checkpoint = tiny_clip
+    job = root / "job.toml"
+    job.write_text(
+        textwrap.dedent(
+            f"""
+            [job]
+            name = "{name}"
+
+            [inputs]
+            log = "logs/*.parquet"
+            roots = ["data"]
+
+            [sampling]
+            max_per_segment = 200
+            seed = 1
+
+            [baseline]
+            name = "ref"
+
+            [image]
+            model = "drift-tiny"
+            architecture = "{arch}"
+            pretrained = "{checkpoint}"
+            batch_size = 16
+
+            [policy]
+            min_samples = 10
+
+            [[alerts.sinks]]
+            type = "file"
+            path = "alerts.jsonl"
+            """
+        )
+        + extra
+    )
+    return job
+
+
+BASE_DAY = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def world(tmp_path, tiny_clip):
+    """Three baseline days, then day 4 like them and day 5 with broken orders and degraded photos."""
+    for d in range(3):
+        write_day(tmp_path, BASE_DAY + timedelta(days=d), seed=d)
+    write_day(tmp_path, BASE_DAY + timedelta(days=3), seed=10)
+    write_day(tmp_path, BASE_DAY + timedelta(days=4), seed=11, degrade_images=True, break_orders=True)
+    return tmp_path, write_job(tmp_path, tiny_clip)

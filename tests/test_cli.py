@@ -1,0 +1,57 @@
+"""The command line: exit codes, one-line errors, and the --json summary's documented shape."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from typer.testing import CliRunner
+
+from drift.cli import app
+
+from .conftest import BASE_DAY
+
+runner = CliRunner()
+
+
+def test_json_summary_has_the_documented_shape(world):
+    _, job = world
+    built = runner.invoke(app, ["baseline", "build", str(job), "--start", "2026-03-01", "--end", "2026-03-04", "--quiet"])
+    assert built.exit_code == 0, built.output
+    assert "baseline 'ref': 3 segments, 360 items, 0 input errors" in built.output
+    result = runner.invoke(app, ["run", str(job), "--day", f"{BASE_DAY + timedelta(days=4):%Y-%m-%d}", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert {"run_id", "job", "window", "status", "segments", "alerts"} <= set(summary)
+    assert summary["window"] == {"start": "2026-03-05T00:00:00+00:00", "end": "2026-03-06T00:00:00+00:00"}
+    segment = summary["segments"][0]
+    assert {"kind", "source", "n_sampled", "n_errors", "drifted", "severity", "findings"} <= set(segment)
+    finding = next(f for s in summary["segments"] for f in s["findings"])
+    assert {"check", "target", "method", "statistic", "p_value", "effect_size", "severity"} <= set(finding)
+    assert {a["severity"] for a in summary["alerts"]} <= {"info", "warning", "critical"}
+    assert all(s["severity"] in ("none", "info", "warning", "critical") for s in summary["segments"])
+
+
+def test_errors_exit_1_with_one_line(tmp_path):
+    result = runner.invoke(app, ["run", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"drift: error: {tmp_path / 'missing.toml'}: job file not found"
+
+
+def test_bad_day_and_missing_baseline(world):
+    _, job = world
+    result = runner.invoke(app, ["run", str(job), "--day", "03/05/2026"])
+    assert result.exit_code == 1 and "expected a day as YYYY-MM-DD" in result.stderr
+    result = runner.invoke(app, ["run", str(job), "--day", "2026-03-05"])
+    assert result.exit_code == 1 and "no baseline at" in result.stderr
+
+
+def test_validate_shows_resolved_paths(world):
+    root, job = world
+    result = runner.invoke(app, ["validate", str(job)])
+    assert result.exit_code == 0
+    assert f"store     {root / 'drift.duckdb'}" in result.stdout
+
+
+def test_usage_errors_exit_2():
+    assert runner.invoke(app, ["run"]).exit_code == 2

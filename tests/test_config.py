@@ -1,0 +1,112 @@
+"""Job files: clear errors that name the file and the key; paths relative to the job file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from drift.config import load_job
+from drift.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MINIMAL = """
+[job]
+name = "shop"
+
+[inputs]
+log = "logs/*.parquet"
+roots = ["data"]
+
+[baseline]
+name = "march"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "job.toml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_job(write(tmp_path, text))
+    return str(caught.value)
+
+
+def test_minimal_job_gets_defaults_and_paths_relative_to_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir("/")
+    config = load_job(write(tmp_path, MINIMAL))
+    assert config.inputs.log == str(tmp_path / "logs/*.parquet")
+    assert config.inputs.roots == [tmp_path / "data"]
+    assert config.baseline_dir == tmp_path / "baselines" / "shop" / "march"
+    assert config.store.database == tmp_path / "drift.duckdb"
+    assert config.job.window_length.days == 1
+    assert config.image.pretrained == "untrained"
+
+
+def test_unknown_key_is_an_error_naming_file_section_and_key(tmp_path):
+    message = error_of(tmp_path, MINIMAL + "\n[sampling]\nmax_per_segmnet = 5\n")
+    assert message == f"{tmp_path / 'job.toml'}: [sampling] max_per_segmnet: unknown key (check the spelling; see jobs/nightly.example.toml)"
+
+
+def test_missing_required_section_and_key(tmp_path):
+    message = error_of(tmp_path, '[job]\nname = "x"\n[inputs]\nlog = "a.parquet"\n')
+    assert "[inputs] roots: required key is missing" in message
+    assert f"{tmp_path / 'job.toml'}: [baseline]: required section is missing" in message
+
+
+@pytest.mark.parametrize(
+    "patch, expected",
+    [
+        (("[sampling]\nmax_per_segment = 0\n"), "[sampling] max_per_segment: Input should be greater than 0"),
+        (("[sampling]\nmax_per_segment = \"many\"\n"), "[sampling] max_per_segment: Input should be a valid integer"),
+        (("[policy]\npage_at = \"loud\"\n"), "[policy] page_at: Input should be 'none', 'info', 'warning' or 'critical'"),
+        (("[policy.effect]\nembeddings = 0.1\n"), "unknown check family ['embeddings']"),
+        (("[[alerts.sinks]]\ntype = \"pager\"\n"), "[alerts.sinks[0]]: type: Input tag 'pager'"),
+        (("[[alerts.sinks]]\ntype = \"webhook\"\nurl = \"ftp://x\"\n"), "[alerts.sinks[0]] url: String should match pattern"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, patch, expected):
+    assert expected in error_of(tmp_path, MINIMAL + patch)
+
+
+def test_bad_schedule_and_window(tmp_path):
+    text = MINIMAL.replace('name = "shop"', 'name = "shop"\nschedule = "every night"\nwindow = "1w"')
+    message = error_of(tmp_path, text)
+    assert "[job] schedule: Value error, expected a 5-field cron expression" in message
+    assert "[job] window: Value error, expected a duration such as '1d' or '12h', got '1w'" in message
+
+
+def test_unreadable_job_files(tmp_path):
+    with pytest.raises(ConfigError, match="job file not found"):
+        load_job(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_job(write(tmp_path, "[job\nname="))
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_job(tmp_path)
+
+
+def test_shipped_job_files_are_valid(monkeypatch, tmp_path):
+    monkeypatch.setenv("DRIFT_WEBHOOK_SECRET", "s")
+    demo = load_job(ROOT / "jobs" / "demo.toml")
+    assert demo.baseline.dir == (ROOT / "baselines").resolve()
+    nightly = load_job(ROOT / "jobs" / "nightly.example.toml")
+    assert nightly.alerts.sinks
+
+
+def test_repository_demo_job_matches_the_packaged_one():
+    """jobs/demo.toml is the demo's job laid out for the repository: only paths may differ."""
+    packaged = tomllib.loads((ROOT / "drift" / "demo" / "job.toml").read_text())
+    shipped = tomllib.loads((ROOT / "jobs" / "demo.toml").read_text())
+    paths = {("inputs", "log"), ("inputs", "roots"), ("baseline", "dir"), ("store", "database"), ("report", "dir")}
+    for section, values in packaged.items():
+        if section == "alerts":
+            assert [s["type"] for s in shipped["alerts"]["sinks"]] == [s["type"] for s in values["sinks"]]
+            continue
+        for key, value in values.items():
+            if (section, key) not in paths:
+                assert shipped[section][key] == value, (section, key)

@@ -1,0 +1,216 @@
+"""The whole flow on a small world: baseline, quiet day, drifted day, reruns, the store lock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from drift.analysis import Context, StageClock
+from drift.baselines import Baseline, build
+from drift.config import load_job
+from drift.errors import BaselineError, StoreLockedError
+from drift.pipeline import run_job
+from drift.progress import QUIET
+from drift.store import writer_lock
+
+from .conftest import BASE_DAY, write_day, write_job
+
+QUIET_DAY = f"{BASE_DAY + timedelta(days=3):%Y-%m-%d}"
+DRIFT_DAY = f"{BASE_DAY + timedelta(days=4):%Y-%m-%d}"
+
+
+def build_baseline(job_path):
+    config = load_job(job_path)
+    return config, build(config, BASE_DAY, BASE_DAY + timedelta(days=3), Context(config, QUIET), StageClock())
+
+
+def rows(config, sql, params=()):
+    con = duckdb.connect(str(config.store.database), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def test_baseline_manifest_pins_counts_and_encoder(world):
+    _, job = world
+    config, manifest = build_baseline(job)
+    segments = {(s["kind"], s["source"]): s for s in manifest["segments"]}
+    assert set(segments) == {("image", "app"), ("document", "partner"), ("payload", "orders")}
+    assert all(s["n_sampled"] == 120 and s["n_items"] == 120 for s in segments.values())
+    assert manifest["embedder"]["model"] == "drift-tiny"
+    assert manifest["embedder"]["source"] == "checkpoint"
+    assert len(manifest["embedder"]["weights_sha256"]) == 64
+    assert manifest["code_version"].startswith(manifest["code_version"].split("+")[0])
+    loaded = Baseline(config.baseline_dir)
+    features = loaded.features("image", "app")
+    assert features.embeddings["clip"].shape == (120, 32)
+    assert features.descriptors.height == 120
+
+
+def test_quiet_day_no_alert_drifted_day_names_segments(world):
+    root, job = world
+    config, _ = build_baseline(job)
+    quiet = run_job(config, QUIET_DAY)
+    assert quiet.summary["alerts"] == []
+    assert all(not s["drifted"] for s in quiet.summary["segments"])
+
+    drifted = run_job(config, DRIFT_DAY)
+    by_segment = {(s["kind"], s["source"]): s for s in drifted.summary["segments"]}
+    orders = by_segment[("payload", "orders")]
+    assert orders["severity"] == "critical"
+    assert any(f["target"] == "$.total type" and f["status"] == "drift" for f in orders["findings"])
+    photos = by_segment[("image", "app")]
+    assert photos["drifted"] and photos["severity"] == "warning"
+    assert not by_segment[("document", "partner")]["drifted"]
+    alerted = {(a["dedup_key"].split("/")[2], a["dedup_key"].split("/")[3]) for a in drifted.summary["alerts"]}
+    assert alerted == {("payload", "orders"), ("image", "app")}
+    # The file sink received each new alert once.
+    lines = (root / "alerts.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["dedup_key"] for line in lines) == sorted(a["dedup_key"] for a in drifted.summary["alerts"])
+    assert drifted.report_paths["md"].read_text().count("$.total type") >= 1
+
+
+def test_rerun_replaces_the_run_and_sends_nothing_new(world):
+    root, job = world
+    config, _ = build_baseline(job)
+    first = run_job(config, DRIFT_DAY)
+    counts = {t: rows(config, f"SELECT count(*) FROM {t}")[0][0] for t in ("runs", "samples", "findings", "descriptors", "segments", "outbox")}
+    second = run_job(config, DRIFT_DAY)
+    assert first.run_id != second.run_id
+    again = {t: rows(config, f"SELECT count(*) FROM {t}")[0][0] for t in counts}
+    assert again == counts
+    assert rows(config, "SELECT run_id FROM runs") == [(second.run_id,)]
+    assert set(second.summary["alert_changes"].values()) == {"updated"}
+    assert len((root / "alerts.jsonl").read_text().splitlines()) == len(first.summary["alerts"])
+
+
+def test_clean_run_resolves_open_alerts(world):
+    _, job = world
+    config, _ = build_baseline(job)
+    run_job(config, DRIFT_DAY)
+    result = run_job(config, QUIET_DAY)
+    assert set(result.summary["alert_changes"].values()) == {"resolved"}
+    assert rows(config, "SELECT DISTINCT state FROM alerts") == [("resolved",)]
+
+
+def test_stage_timings_and_samples_are_stored(world):
+    _, job = world
+    config, _ = build_baseline(job)
+    result = run_job(config, QUIET_DAY)
+    stages = dict(rows(config, "SELECT stage, items FROM stage_timings WHERE run_id = ?", [result.run_id]))
+    assert set(stages) == {"sample", "open_and_featurize", "compare", "store", "deliver", "report"}
+    assert stages["open_and_featurize"] == 120
+    outcomes = rows(config, "SELECT outcome, count(*) FROM samples GROUP BY outcome")
+    assert outcomes == [("ok", 120)]
+
+
+def test_every_sampled_input_is_an_item_or_an_error(world, tmp_path):
+    root, job = world
+    outside = tmp_path.parent / "secret.txt"
+    outside.write_text("not for the monitor")
+    day = BASE_DAY + timedelta(days=3)
+    extra = [
+        {"input_id": "escape", "received_at": day.isoformat(), "kind": "document", "source": "partner", "uri": str(outside), "body": None},
+        {"input_id": "dotdot", "received_at": day.isoformat(), "kind": "image", "source": "app", "uri": "../../secret.txt", "body": None},
+        {"input_id": "gone", "received_at": day.isoformat(), "kind": "image", "source": "app", "uri": "../data/nope.jpg", "body": None},
+        {"input_id": "inline", "received_at": day.isoformat(), "kind": "payload", "source": "orders", "uri": None, "body": "{not json"},
+    ]
+    write_day(root, day, seed=10, extra_rows=extra)
+    config, _ = build_baseline(job)
+    result = run_job(config, QUIET_DAY)
+    errors = dict(rows(config, "SELECT input_id, category FROM input_errors WHERE run_id = ?", [result.run_id]))
+    assert errors == {"escape": "outside_roots", "dotdot": "outside_roots", "gone": "missing", "inline": "invalid_json"}
+    sampled = rows(config, "SELECT count(*) FROM samples WHERE run_id = ?", [result.run_id])[0][0]
+    items = rows(config, "SELECT sum(n_items) + sum(n_errors) FROM segments WHERE run_id = ?", [result.run_id])[0][0]
+    assert sampled == items == 124
+
+
+def test_bad_log_rows_are_counted_not_fatal(world):
+    root, job = world
+    day = BASE_DAY + timedelta(days=3)
+    good = {"received_at": day.isoformat(), "kind": "payload", "source": "orders", "uri": None, "body": "{}"}
+    extra = [
+        {**good, "input_id": None},
+        {**good, "input_id": "  "},
+        {**good, "input_id": "t1", "received_at": "yesterday-ish"},
+        {**good, "input_id": "k1", "kind": "audio"},
+        {**good, "input_id": "u1", "kind": "image", "body": None},
+        {**good, "input_id": "orders-20260304-0080"},  # duplicates an id from write_day
+    ]
+    write_day(root, day, seed=10, extra_rows=extra)
+    config, _ = build_baseline(job)
+    result = run_job(config, QUIET_DAY)
+    rejects = {r["reason"]: r["n_rows"] for r in result.summary["log_rejects"]}
+    assert rejects == {"missing_id": 2, "bad_time": 1, "unknown_kind": 1, "missing_uri": 1, "duplicate_id": 1}
+    stored = dict(rows(config, "SELECT reason, n_rows FROM log_rejects WHERE run_id = ?", [result.run_id]))
+    assert stored == rejects
+
+
+def test_second_writer_gets_a_clear_error(world):
+    _, job = world
+    config, _ = build_baseline(job)
+    with writer_lock(config.store.database):
+        with pytest.raises(StoreLockedError, match="another run holds the store"):
+            run_job(config, QUIET_DAY)
+    # ...and from another process, through the CLI: exit 1 with a one-line reason.
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from drift.store import writer_lock
+        with writer_lock(Path({str(config.store.database)!r})):
+            print("locked", flush=True)
+            time.sleep(60)
+        """
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        done = subprocess.run(
+            [sys.executable, "-m", "drift", "run", str(job), "--day", QUIET_DAY, "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1
+    assert done.stderr.startswith("drift: error: another run holds the store")
+    assert f"pid {holder.pid}" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    run_job(config, QUIET_DAY)  # the lock is gone with its holder
+
+
+def test_run_refuses_a_baseline_from_another_encoder(world, tiny_clip):
+    root, job = world
+    build_baseline(job)
+    arch, _ = tiny_clip
+    write_job(root, tiny_clip, extra="")
+    text = job.read_text().replace(f'pretrained = "{tiny_clip[1]}"', 'pretrained = "untrained"')
+    job.write_text(text)
+    config = load_job(job)
+    with pytest.raises(BaselineError, match="image encoder differs from baseline 'ref'"):
+        run_job(config, QUIET_DAY)
+
+
+def test_run_without_baseline_says_how_to_build_one(world):
+    _, job = world
+    with pytest.raises(BaselineError, match="drift baseline build"):
+        run_job(load_job(job), QUIET_DAY)
+
+
+def test_damaged_baseline_is_refused(world):
+    _, job = world
+    config, _ = build_baseline(job)
+    target = config.baseline_dir / "payload.descriptors.parquet"
+    target.write_bytes(target.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(BaselineError, match="changed since the baseline was built"):
+        run_job(config, QUIET_DAY)

@@ -1,0 +1,128 @@
+"""The engine against scipy and closed forms, and the verdict's three conditions."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from drift.config import PolicySection
+from drift.stats.tests import TestResult, categorical_test, mmd_test, numeric_test, proportion_test, type_mix_test
+from drift.stats.verdict import decide
+
+
+def test_numeric_test_matches_scipy_and_measures_shift_in_sds():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 2, 400), rng.normal(1, 2, 300)
+    result = numeric_test(x, y)
+    reference = stats.ks_2samp(x, y)
+    assert result.statistic == pytest.approx(reference.statistic)
+    assert result.p_value == pytest.approx(reference.pvalue)
+    assert result.effect_size == pytest.approx(stats.wasserstein_distance(x, y) / np.std(x))
+    assert 0.35 < result.effect_size < 0.65  # a 1-unit shift of a sd-2 variable is half a sd
+
+
+def test_numeric_test_ignores_nan_and_handles_constant_baselines():
+    result = numeric_test([5.0] * 50 + [math.nan], [5.0] * 49 + [6.0])
+    assert (result.n_ref, result.n_cur) == (50, 50)
+    assert result.effect_size == pytest.approx((1 / 50) / 0.05)  # 1% of the value is the unit
+    assert numeric_test([], [1.0]).p_value != numeric_test([], [1.0]).p_value  # nan: untestable
+
+
+def test_categorical_test_matches_scipy_chi2_and_js():
+    ref = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
+    cur = ["a"] * 30 + ["b"] * 30 + ["c"] * 40
+    result = categorical_test(ref, cur)
+    table = np.array([[60, 30, 10], [30, 30, 40]])
+    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    assert result.statistic == pytest.approx(chi2)
+    assert result.p_value == pytest.approx(p)
+    assert result.effect_size == pytest.approx(jensenshannon([0.6, 0.3, 0.1], [0.3, 0.3, 0.4], base=2))
+
+
+def test_categorical_test_groups_the_long_tail():
+    ref = [f"v{i}" for i in range(40)] * 3
+    result = categorical_test(ref, ref, max_categories=5)
+    assert result.p_value == pytest.approx(1.0)
+    assert result.params["dof"] == 5  # 5 named + "(other)"
+
+
+def test_proportion_test_is_fishers_exact_with_cohens_h():
+    result = proportion_test(2, 100, 9, 100, alternative="greater")
+    _, p = stats.fisher_exact([[9, 91], [2, 98]], alternative="greater")
+    assert result.p_value == pytest.approx(p)
+    assert result.effect_size == pytest.approx(abs(2 * math.asin(math.sqrt(0.09)) - 2 * math.asin(math.sqrt(0.02))))
+    # fewer failures than the baseline is not an increase
+    assert proportion_test(9, 100, 2, 100, alternative="greater").p_value > 0.9
+
+
+def test_type_mix_measures_total_variation():
+    result = type_mix_test(Counter(float=100), Counter(float=70, string=30))
+    assert result.effect_size == pytest.approx(0.3)
+    assert result.p_value < 1e-6
+
+
+def test_mmd_detects_a_shift_and_is_calibrated_without_one():
+    rng = np.random.default_rng(1)
+    shifted = mmd_test(rng.normal(0, 1, (150, 16)), rng.normal(0.4, 1, (150, 16)), n_permutations=200, seed=0)
+    assert shifted.p_value < 0.01 and shifted.effect_size > 0
+    p_values = [
+        mmd_test(rng.normal(0, 1, (60, 8)), rng.normal(0, 1, (60, 8)), n_permutations=100, seed=s).p_value
+        for s in range(60)
+    ]
+    # Under the null the permutation p-value is uniform: about 5% below 0.05 (binomial bound).
+    assert sum(p < 0.05 for p in p_values) <= 9
+    assert 0.3 < np.mean(p_values) < 0.7
+
+
+def test_mmd_statistic_is_the_closed_form_biased_estimate():
+    x = np.array([[0.0], [1.0]])
+    y = np.array([[3.0], [4.0]])
+    result = mmd_test(x, y, n_permutations=10, seed=0)
+    z = np.vstack([x, y])
+    d = (z - z.T) ** 2
+    bandwidth = np.median(d[~np.eye(4, dtype=bool)])
+    k = np.exp(-d / bandwidth)
+    expected = k[:2, :2].mean() + k[2:, 2:].mean() - 2 * k[:2, 2:].mean()
+    assert result.statistic == pytest.approx(expected)
+    assert result.params["bandwidth"] == pytest.approx(bandwidth)
+
+
+def _result(p, effect, n=100, family="descriptor"):
+    return TestResult("ks", 0.0, p, effect, n, n, family=family, target=f"t{p}{effect}{n}")
+
+
+def test_verdict_needs_significance_after_bh_effect_and_sample_size():
+    policy = PolicySection(fdr=0.01, min_samples=30)
+    results = [
+        _result(0.001, 0.9),  # drift
+        _result(0.001, 0.1),  # significant, but too small to matter
+        _result(0.009, 0.9),  # below 0.01 alone, not after BH over the 4 testable checks
+        _result(0.5, 0.9),  # no evidence
+        _result(0.0001, 0.9, n=10),  # too few: not tested, not counted in BH
+    ]
+    verdict = decide(results, policy)
+    assert [f.status for f in verdict.findings] == ["drift", "small_effect", "no_drift", "no_drift", "not_enough_data"]
+    adjusted = stats.false_discovery_control([0.001, 0.001, 0.009, 0.5], method="bh")
+    assert [f.p_adjusted for f in verdict.findings[:4]] == pytest.approx(adjusted)
+    assert math.isnan(verdict.findings[4].p_adjusted)
+    assert verdict.drifted and verdict.severity == "warning"
+
+
+def test_severity_follows_the_family_and_the_policy():
+    results = [_result(1e-6, 0.9, family="error_rate"), _result(1e-6, 0.9, family="schema_additive")]
+    assert decide(results, PolicySection()).severity == "critical"
+    assert [f.severity for f in decide(results, PolicySection()).findings] == ["critical", "info"]
+    tuned = PolicySection(severity={"error_rate": "warning"}, effect={"schema_additive": 2.0})
+    verdict = decide(results, tuned)
+    assert [f.status for f in verdict.findings] == ["drift", "small_effect"]
+    assert verdict.severity == "warning"
+
+
+def test_a_segment_with_too_little_data_is_not_drift():
+    verdict = decide([_result(1e-9, 5.0, n=3)], PolicySection(min_samples=30))
+    assert not verdict.drifted and verdict.status == "not_enough_data" and verdict.severity == "none"
