@@ -80,13 +80,17 @@ def run(
 def _print_run(result) -> None:
     summary = result.summary
     out.print(f"run {summary['run_id']}: window {summary['window']['start'][:10]}, baseline {summary['baseline']['name']}")
+    colours = {"none": "green", "info": "cyan", "warning": "yellow", "critical": "red"}
     for seg in summary["segments"]:
-        mark = {"none": "[green]ok[/]", "info": "[cyan]info[/]", "warning": "[yellow]WARNING[/]", "critical": "[red]CRITICAL[/]"}
-        verdict = mark[seg["severity"]] if seg["status"] == "ok" else seg["status"]
-        drifted = [f["target"] for f in seg["findings"] if f["status"] == "drift"]
+        if seg["status"] == "ok":
+            label = "ok" if seg["severity"] == "none" else seg["severity"].upper()
+            verdict = f"[{colours[seg['severity']]}]{label:<9}[/]"
+        else:
+            verdict = f"{seg['status']:<9}"
+        drifted = list(dict.fromkeys(f["target"] for f in seg["findings"] if f["status"] == "drift"))
         extra = f"  drift in: {', '.join(drifted[:4])}" + (" ..." if len(drifted) > 4 else "") if drifted else ""
         out.print(
-            f"  {seg['kind']:>8}/{seg['source']:<20} {verdict:<22} sampled {seg['n_sampled']:>4}, errors {seg['n_errors']:>3}{extra}",
+            f"  {seg['kind']:>8}/{seg['source']:<20} {verdict} sampled {seg['n_sampled']:>4}, errors {seg['n_errors']:>3}{extra}",
             highlight=False,
         )
     if summary["alerts"]:

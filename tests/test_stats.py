@@ -126,3 +126,51 @@ def test_severity_follows_the_family_and_the_policy():
 def test_a_segment_with_too_little_data_is_not_drift():
     verdict = decide([_result(1e-9, 5.0, n=3)], PolicySection(min_samples=30))
     assert not verdict.drifted and verdict.status == "not_enough_data" and verdict.severity == "none"
+
+
+def test_psi_uses_frozen_baseline_bins_and_matches_its_formula():
+    from drift.stats.tests import psi
+
+    ref = np.arange(1000, dtype=float)  # deciles at 99.9, 199.8, ...
+    cur = np.r_[np.full(500, 50.0), np.full(500, 950.0)]  # half in the first bin, half in the last
+    expected = 2 * (0.5 - 0.1) * np.log(0.5 / 0.1) + 8 * (0.0005 - 0.1) * np.log(0.0005 / 0.1)
+    assert psi(ref, cur) == pytest.approx(expected, rel=1e-6)
+    assert psi(ref, ref) == pytest.approx(0.0)
+
+
+def test_componentwise_ks_is_bonferroni_over_scipy_ks():
+    from drift.stats.tests import componentwise_ks_test
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (80, 4))
+    y = rng.normal(0, 1, (60, 4))
+    y[:, 2] += 0.8
+    result = componentwise_ks_test(x, y, rotate=False)
+    per_dim = [stats.ks_2samp(x[:, j], y[:, j]) for j in range(4)]
+    assert result.p_value == pytest.approx(min(1.0, 4 * min(r.pvalue for r in per_dim)))
+    assert result.effect_size == pytest.approx(max(r.statistic for r in per_dim))
+    assert result.params["worst_dimension"] == 2
+    rotated = componentwise_ks_test(x, y, rotate=True)
+    assert rotated.method == "pca_ks" and rotated.params["dimensions"] == 4
+
+
+def test_classifier_test_separates_shifted_windows_and_ranks_the_odd_items():
+    from drift.stats.tests import classifier_test
+
+    rng = np.random.default_rng(5)
+    ref = rng.normal(0, 1, (200, 10))
+    cur = rng.normal(0, 1, (100, 10))
+    cur[:30, 0] += 4.0  # 30 odd items
+    result, scores = classifier_test(ref, cur, seed=0)
+    assert result.p_value < 1e-4 and result.effect_size > 0.1
+    assert result.statistic == pytest.approx((result.effect_size + 1) / 2)
+    top = np.argsort(-scores)[:30]
+    assert np.mean(top < 30) >= 0.7  # scores of the two halves come from two models
+
+
+def test_classifier_test_is_calibrated_without_a_shift():
+    from drift.stats.tests import classifier_test
+
+    rng = np.random.default_rng(6)
+    p_values = [classifier_test(rng.normal(0, 1, (60, 5)), rng.normal(0, 1, (60, 5)), seed=s)[0].p_value for s in range(100)]
+    assert sum(p < 0.05 for p in p_values) <= 10  # 5% expected; 10 is beyond the binomial 99th percentile

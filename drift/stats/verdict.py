@@ -29,6 +29,11 @@ FAMILIES: dict[str, tuple[float, str]] = {
     "embedding": (0.02, "warning"),  # unbiased MMD^2, median-heuristic Gaussian kernel
     "descriptor": (0.5, "warning"),  # Wasserstein / sd for numbers, Jensen-Shannon for categories
 }
+# Methods whose effect is on another scale than their family's default.
+METHOD_THRESHOLDS: dict[tuple[str, str], float] = {
+    ("embedding", "classifier"): 0.2,  # 2*AUC - 1: AUC 0.6
+    ("embedding", "pca_ks"): 0.2,  # the largest KS distance over the principal components
+}
 
 STATUSES = ("drift", "small_effect", "no_drift", "not_enough_data", "untestable")
 
@@ -76,7 +81,13 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def threshold_for(family: str, policy: PolicySection) -> float:
+def threshold_for(family: str, method: str, policy: PolicySection) -> float:
+    """`family.method` in the job file wins, then `family` (for the family's default method), then the defaults."""
+    key = f"{family}.{method}"
+    if key in policy.effect:
+        return policy.effect[key]
+    if (family, method) in METHOD_THRESHOLDS:
+        return METHOD_THRESHOLDS[(family, method)]
     return policy.effect.get(family, FAMILIES[family][0])
 
 
@@ -100,7 +111,7 @@ def decide(results: list[TestResult], policy: PolicySection) -> Verdict:
         adjusted[testable] = false_discovery_control(ps, method="bh")
     findings = []
     for i, result in enumerate(results):
-        threshold = threshold_for(result.family, policy)
+        threshold = threshold_for(result.family, result.method, policy)
         if not math.isfinite(result.p_value):
             status = "untestable"
         elif min(result.n_ref, result.n_cur) < policy.min_samples:
