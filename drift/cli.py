@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 baseline_app = typer.Typer(help="Build baselines: the reference the runs compare against.", no_args_is_help=True)
 app.add_typer(baseline_app, name="baseline")
+alerts_app = typer.Typer(help="Alerts: list them, deliver what is still undelivered.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 # soft_wrap: long paths and titles stay on one line when the output goes to a file or a pipe.
 out = Console(soft_wrap=True)
@@ -149,6 +151,120 @@ def validate(job: Path = typer.Argument(..., help="The job file (TOML).")) -> No
     out.print(f"  store     {config.store.database}", highlight=False)
     out.print(f"  encoder   {config.image.model} ({config.image.pretrained})", highlight=False)
     out.print(f"  schedule  {config.job.schedule} ({config.job.timezone}), window {config.job.window}", highlight=False)
+
+
+@app.command()
+def schedule(
+    jobs: Path = typer.Argument(Path("jobs"), help="A folder of job files (*.toml, not *.example.toml), or one job file."),
+) -> None:
+    """Run every job on its cron schedule until SIGTERM (a daemon; see docs/operations.md for cron and systemd)."""
+    import logging
+
+    from .schedule import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve(jobs)
+    except DriftError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def backfill(
+    job: Path = typer.Argument(..., help="The job file (TOML)."),
+    start: str = typer.Option(..., help="First UTC day, YYYY-MM-DD."),
+    end: str = typer.Option(..., help="Day after the last, YYYY-MM-DD (exclusive)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Run the days from --start to --end (exclusive) in order; exit 1 if any day could not run."""
+    from .config import load_job
+    from .pipeline import parse_day, run_job
+    from .schedule import days
+
+    try:
+        config = load_job(job)
+        todo = days(parse_day(start).date(), parse_day(end).date())
+    except DriftError as exc:
+        _fail(str(exc))
+    failed = []
+    for day in todo:
+        try:
+            result = run_job(config, day, _progress(quiet))
+            out.print(f"{day}: run {result.run_id}, {len(result.summary['alerts'])} alert(s)", highlight=False)
+        except DriftError as exc:
+            failed.append(day)
+            err.print(f"{day}: drift: error: {exc}", markup=False, highlight=False)
+    if failed:
+        _fail(f"{len(failed)} of {len(todo)} day(s) could not run: {', '.join(failed)}")
+
+
+@app.command()
+def status(
+    jobs: Path = typer.Argument(Path("jobs"), help="A folder of job files, or one job file."),
+    grace_hours: float = typer.Option(2.0, help="How late a run may be before the job counts as LATE."),
+) -> None:
+    """Each job's last successful run; exit 1 when a job has missed its schedule (a dead man's switch)."""
+    from datetime import timedelta
+
+    from .schedule import job_files, job_status
+
+    try:
+        statuses = [job_status(path, grace=timedelta(hours=grace_hours)) for path in job_files(jobs)]
+    except DriftError as exc:
+        _fail(str(exc))
+    for st in statuses:
+        finished = st.last_finished.isoformat(timespec="minutes") if st.last_finished else "-"
+        due = st.due_since.isoformat(timespec="minutes") if st.due_since else "-"
+        out.print(
+            f"{st.job:<20} {st.state:<9} last window {st.last_window or '-':<10} finished {finished:<25} "
+            f"due since {due:<25} open alerts {st.open_alerts}, undelivered {st.undelivered}",
+            highlight=False,
+        )
+    late = [st.job for st in statuses if st.late]
+    if late:
+        err.print(f"drift: {len(late)} job(s) missed their schedule: {', '.join(late)}", highlight=False)
+        raise typer.Exit(1)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    job: Path = typer.Argument(..., help="The job file (TOML)."),
+    state: Optional[str] = typer.Option(None, help="open, resolved or undelivered. Default: all."),
+) -> None:
+    """Show the job's alerts: open, resolved, and those with undelivered messages."""
+    from .alerts.deliver import list_alerts
+    from .config import load_job
+
+    if state not in (None, "open", "resolved", "undelivered"):
+        _fail(f"--state must be open, resolved or undelivered, not {state!r}")
+    try:
+        rows = list_alerts(load_job(job), state)
+    except DriftError as exc:
+        _fail(str(exc))
+    if not rows:
+        out.print("no alerts")
+    for row in rows:
+        pending = f", {row['undelivered']} undelivered" if row["undelivered"] else ""
+        out.print(
+            f"{row['state']:<8} {row['severity']:<8} {row['updated_at']:%Y-%m-%d %H:%M}  {row['title']}{pending}",
+            markup=False,
+            highlight=False,
+        )
+
+
+@alerts_app.command("flush")
+def alerts_flush(job: Path = typer.Argument(..., help="The job file (TOML).")) -> None:
+    """Deliver every undelivered alert message now (also done at the end of every run)."""
+    from .alerts.deliver import flush
+    from .config import load_job
+
+    try:
+        counts = flush(load_job(job))
+    except DriftError as exc:
+        _fail(str(exc))
+    out.print(f"delivered {counts['delivered']}, still pending {counts['pending']}")
+    if counts["pending"]:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -160,7 +160,36 @@ class WebhookSink(_Sink):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
-SinkConfig = Annotated[Union[StdoutSink, FileSink, WebhookSink], Field(discriminator="type")]
+class SlackSink(_Sink):
+    type: Literal["slack"]
+    # An incoming-webhook URL is itself the secret, so only the variable's name is in the file.
+    url_env: str = Field(description="environment variable holding the Slack incoming-webhook URL")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class PagerDutySink(_Sink):
+    type: Literal["pagerduty"]
+    routing_key_env: str = Field(description="environment variable holding the Events API v2 routing key")
+    url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class EmailSink(_Sink):
+    type: Literal["email"]
+    host: str
+    port: int = Field(default=587, gt=0, lt=65536)
+    starttls: bool = True
+    username_env: str | None = None
+    password_env: str | None = None
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    recipients: list[str] = Field(min_length=1)
+    timeout_s: float = Field(default=20.0, gt=0)
+
+
+SinkConfig = Annotated[
+    Union[StdoutSink, FileSink, WebhookSink, SlackSink, PagerDutySink, EmailSink], Field(discriminator="type")
+]
+SINK_TYPES = ("stdout", "file", "webhook", "slack", "pagerduty", "email")
 
 
 class AlertsSection(_Section):
@@ -198,7 +227,7 @@ class JobConfig(_Section):
 
 def _format_error(path: Path, error: dict) -> str:
     # Discriminated unions add the tag to the location; it only confuses the reader.
-    loc = [p for p in error["loc"] if p not in {"stdout", "file", "webhook"}]
+    loc = [p for p in error["loc"] if p not in SINK_TYPES]
     top_level = len(loc) == 1  # a whole [section]
     section, key = (loc[:-1], loc[-1]) if loc and isinstance(loc[-1], str) and not top_level else (loc, None)
     name = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(section))

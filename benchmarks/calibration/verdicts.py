@@ -90,7 +90,7 @@ def generated_pool(kind: str, n: int, shifted: bool, encoder, seed: int) -> Feat
 
 
 def corpus_pool(kind: str, encoder) -> FeatureSet | None:
-    folder = {"image": "images", "document": "pdf/sample-files", "payload": "json/quicktype"}[kind]
+    folder = {"image": "images", "document": "pdf", "payload": "json/quicktype"}[kind]
     if not (CORPUS / folder).is_dir():
         return None
     files = sorted(p for p in (CORPUS / folder).rglob("*") if p.is_file())

@@ -1,4 +1,10 @@
-"""Deliver the outbox: every undelivered message, each attempt recorded, bounded retries."""
+"""Deliver the outbox: every undelivered message, each attempt recorded, bounded retries.
+
+Delivery is at least once: each attempt is recorded right after it returns, so a process killed
+mid-delivery leaves the message undelivered and the next run (or `drift alerts flush`) sends it
+again. Receivers that care get the means to deduplicate: webhooks an Idempotency-Key, PagerDuty
+the alert's dedup key (a repeated trigger updates the same incident), email a stable Message-ID.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,13 @@ def deliver_pending(con: duckdb.DuckDBPyConnection, config: JobConfig, sleep=tim
         [config.name],
     ).fetchall()
     counts = {"delivered": 0, "pending": 0}
+    broken: set[str] = set()
     for message_id, sink_key, payload, attempts in rows:
         sink = sinks.get(sink_key)
-        if sink is None:
-            counts["pending"] += 1  # its sink was removed from the job file; kept for `drift alerts list`
+        if sink is None or sink_key in broken:
+            # Removed from the job file (kept for `drift alerts list`), or down for this whole pass:
+            # a dead sink must not hold the run up once per message.
+            counts["pending"] += 1
             continue
         message = {"message_id": message_id, **json.loads(payload)}
         for attempt in range(config.alerts.max_attempts):
@@ -51,4 +60,38 @@ def deliver_pending(con: duckdb.DuckDBPyConnection, config: JobConfig, sleep=tim
                 break
         else:
             counts["pending"] += 1
+            broken.add(sink_key)
     return counts
+
+
+def flush(config: JobConfig) -> dict[str, int]:
+    """Deliver what earlier runs left undelivered, holding the store's writer lock."""
+    from ..store import connect_writer, writer_lock
+
+    with writer_lock(config.store.database):
+        con = connect_writer(config.store.database)
+        try:
+            return deliver_pending(con, config)
+        finally:
+            con.close()
+
+
+def list_alerts(config: JobConfig, state: str | None = None) -> list[dict]:
+    from ..store import connect_reader
+
+    con = connect_reader(config.store.database)
+    try:
+        rows = con.execute(
+            """SELECT a.dedup_key, a.state, a.severity, a.title, a.updated_at,
+                      count(o.message_id) FILTER (WHERE o.delivered_at IS NULL) AS undelivered
+               FROM alerts a LEFT JOIN outbox o USING (dedup_key)
+               WHERE a.job = ? GROUP BY ALL ORDER BY a.updated_at DESC""",
+            [config.name],
+        ).fetchall()
+    finally:
+        con.close()
+    keys = ("dedup_key", "state", "severity", "title", "updated_at", "undelivered")
+    result = [dict(zip(keys, row)) for row in rows]
+    if state == "undelivered":
+        return [r for r in result if r["undelivered"]]
+    return [r for r in result if state is None or r["state"] == state]

@@ -1,4 +1,9 @@
-"""Where alert messages go. A sink's `send(message)` returns a short status or raises SinkError."""
+"""Where alert messages go. A sink's `send(message)` returns a short status or raises SinkError.
+
+Secrets (webhook HMAC keys, Slack URLs, PagerDuty routing keys, SMTP passwords) are read from the
+environment variables the job file names, when the sink is built; they are never written to the
+store, the logs or an error message.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,18 @@ import hashlib
 import hmac
 import json
 import os
+import smtplib
 import sys
+from email.message import EmailMessage
 
 import httpx
 
-from ..config import FileSink, StdoutSink, WebhookSink
+from ..config import EmailSink, FileSink, PagerDutySink, SlackSink, StdoutSink, WebhookSink
 from ..errors import ConfigError
+
+# drift severity -> PagerDuty Events v2 severity
+PAGERDUTY_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info", "none": "info"}
+MAX_FINDINGS_SHOWN = 5
 
 
 class SinkError(Exception):
@@ -19,7 +30,57 @@ class SinkError(Exception):
 
 
 def _compact(message: dict) -> bytes:
-    return json.dumps(message, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(message, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _secret(variable: str | None, what: str) -> str | None:
+    if variable is None:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        raise ConfigError(f"[alerts.sinks] {what}: environment variable {variable} is not set")
+    return value
+
+
+def finding_lines(message: dict) -> list[str]:
+    """One readable line per finding: target, old -> new state, effect and p-value."""
+    lines = []
+    for f in message.get("findings", [])[:MAX_FINDINGS_SHOWN]:
+        detail = f.get("detail", {})
+        change = f" ({detail['old']} -> {detail['new']})" if "old" in detail and "new" in detail else ""
+        p = f.get("p_adjusted") if f.get("p_adjusted") is not None else f.get("p_value")
+        lines.append(f"{f['target']}{change}: effect {f['effect_size']:.3g}, p {p:.2g} [{f['method']}]")
+    extra = len(message.get("findings", [])) - MAX_FINDINGS_SHOWN
+    if extra > 0:
+        lines.append(f"... and {extra} more")
+    return lines
+
+
+def text_body(message: dict) -> str:
+    lines = [message["title"], ""]
+    if message["action"] == "trigger":
+        window = message.get("window", {})
+        lines.append(f"Window {window.get('start', '?')} .. {window.get('end', '?')}, run {message.get('run_id')}")
+        lines += ["", *finding_lines(message), ""]
+    else:
+        lines.append(f"Resolved by run {message.get('run_id')}: the segment no longer drifts.")
+    if message.get("report"):
+        lines.append(f"Report: {message['report']}")
+    if message.get("runbook"):
+        lines.append(f"Runbook: {message['runbook']}")
+    lines.append(f"Dedup key: {message['dedup_key']}")
+    return "\n".join(lines)
+
+
+def _post(url: str, body: bytes, headers: dict, timeout: float, ok=range(200, 300)) -> httpx.Response:
+    try:
+        response = httpx.post(url, content=body, headers={"Content-Type": "application/json", **headers}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        # The URL may hold a secret (Slack); name only the error's kind.
+        raise SinkError(f"{type(exc).__name__} while posting") from None
+    if response.status_code not in ok:
+        raise SinkError(f"HTTP {response.status_code}: {response.text[:200]}")
+    return response
 
 
 class Stdout:
@@ -32,6 +93,8 @@ class Stdout:
 
 
 class File:
+    """Appends one JSON line per message."""
+
     def __init__(self, config: FileSink):
         self.config = config
 
@@ -50,24 +113,107 @@ class Webhook:
 
     def __init__(self, config: WebhookSink):
         self.config = config
-        self.secret = os.environ.get(config.secret_env) if config.secret_env else None
+        self.secret = _secret(config.secret_env, "secret_env")
 
     def send(self, message: dict) -> str:
         body = _compact(message)
-        headers = {"Content-Type": "application/json", "Idempotency-Key": message["message_id"]}
+        headers = {"Idempotency-Key": message["message_id"]}
         if self.secret:
-            signature = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-            headers["X-Drift-Signature"] = f"sha256={signature}"
-        try:
-            response = httpx.post(self.config.url, content=body, headers=headers, timeout=self.config.timeout_s)
-        except httpx.HTTPError as exc:
-            raise SinkError(f"{type(exc).__name__}: {exc}") from None
-        if response.status_code >= 300:
-            raise SinkError(f"HTTP {response.status_code}: {response.text[:200]}")
+            headers["X-Drift-Signature"] = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        return f"HTTP {_post(self.config.url, body, headers, self.config.timeout_s).status_code}"
+
+
+class Slack:
+    """Slack incoming webhook with Block Kit sections; `text` is the notification fallback."""
+
+    def __init__(self, config: SlackSink):
+        self.config = config
+        self.url = _secret(config.url_env, "url_env")
+
+    def blocks(self, message: dict) -> list[dict]:
+        icon = {"critical": ":red_circle:", "warning": ":large_orange_circle:"}.get(message["severity"], ":white_circle:")
+        if message["action"] == "resolve":
+            icon = ":white_check_mark:"
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_slack_escape(message['title'])}*"}}]
+        if message["action"] == "trigger":
+            window = message.get("window", {})
+            findings = "\n".join(f"• {_slack_escape(line)}" for line in finding_lines(message))
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": findings or "(no findings)"}})
+            context = f"window {window.get('start', '?')[:10]} · run `{message.get('run_id')}`"
+        else:
+            context = f"resolved by run `{message.get('run_id')}`"
+        links = [f"report: {_slack_escape(message['report'])}"] if message.get("report") else []
+        if message.get("runbook"):
+            links.append(f"<{message['runbook']}|runbook>")
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join([context, *links])}]})
+        return blocks
+
+    def send(self, message: dict) -> str:
+        body = json.dumps({"text": message["title"], "blocks": self.blocks(message)}).encode()
+        return f"HTTP {_post(self.url, body, {}, self.config.timeout_s).status_code}"
+
+
+def _slack_escape(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class PagerDuty:
+    """PagerDuty Events API v2: trigger and resolve with the alert's dedup key."""
+
+    def __init__(self, config: PagerDutySink):
+        self.config = config
+        self.routing_key = _secret(config.routing_key_env, "routing_key_env")
+
+    def event(self, message: dict) -> dict:
+        event = {"routing_key": self.routing_key, "event_action": message["action"], "dedup_key": message["dedup_key"]}
+        if message["action"] == "trigger":
+            event["payload"] = {
+                "summary": message["title"][:1024],
+                "source": f"drift/{message['job']}",
+                "severity": PAGERDUTY_SEVERITY[message["severity"]],
+                "component": f"{message['kind']}/{message['source']}",
+                "group": message["job"],
+                "class": message["check"],
+                "custom_details": {"findings": finding_lines(message), "window": message.get("window"), "run_id": message.get("run_id")},
+            }
+            links = [{"href": message["runbook"], "text": "Runbook"}] if message.get("runbook") else []
+            if links:
+                event["links"] = links
+        return event
+
+    def send(self, message: dict) -> str:
+        body = json.dumps(self.event(message)).encode()
+        response = _post(self.config.url, body, {}, self.config.timeout_s, ok=range(200, 300))
         return f"HTTP {response.status_code}"
 
 
+class Email:
+    def __init__(self, config: EmailSink):
+        self.config = config
+        self.username = _secret(config.username_env, "username_env")
+        self.password = _secret(config.password_env, "password_env")
+
+    def send(self, message: dict) -> str:
+        email = EmailMessage()
+        email["Subject"] = message["title"]
+        email["From"] = self.config.sender
+        email["To"] = ", ".join(self.config.recipients)
+        email["Message-ID"] = f"<{message['message_id']}@drift>"
+        email.set_content(text_body(message))
+        try:
+            with smtplib.SMTP(self.config.host, self.config.port, timeout=self.config.timeout_s) as smtp:
+                if self.config.starttls:
+                    smtp.starttls()
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(email)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SinkError(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        return "sent"
+
+
+SINKS = {"stdout": Stdout, "file": File, "webhook": Webhook, "slack": Slack, "pagerduty": PagerDuty, "email": Email}
+
+
 def build_sink(config):
-    if isinstance(config, WebhookSink) and config.secret_env and config.secret_env not in os.environ:
-        raise ConfigError(f"[alerts.sinks] secret_env: environment variable {config.secret_env} is not set")
-    return {"stdout": Stdout, "file": File, "webhook": Webhook}[config.type](config)
+    return SINKS[config.type](config)

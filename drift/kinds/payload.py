@@ -30,6 +30,10 @@ _ID_KEY = re.compile(
 )
 MAP_MIN_KEYS = 2
 MAX_EXAMPLES = 5
+# A path held by fewer payloads than this, in both windows together, is not tested: even 0 of 100
+# against 5 of 100 is not significant (Fisher p = 0.06), and a heterogeneous source would
+# otherwise cost one test per rare path.
+MIN_SUPPORT = 5
 
 
 def _type_name(value: Any) -> str:
@@ -133,14 +137,19 @@ def _parent(path: str) -> str:
     return path.rsplit(".", 1)[0] if "." in path else "$"
 
 
-def _path_stats(paths: pl.DataFrame) -> tuple[dict[str, set[str]], dict[str, Counter]]:
-    """Which items hold each path, and each path's type counts (an item counts once per type)."""
+def _path_stats(paths: pl.DataFrame) -> tuple[dict[str, set[str]], dict[str, dict[str, set[str]]]]:
+    """Which items hold each path, and which items hold it with each type."""
     holders: dict[str, set[str]] = {}
-    types: dict[str, Counter] = {}
+    typed: dict[str, dict[str, set[str]]] = {}
     for input_id, path, kind in paths.iter_rows():
         holders.setdefault(path, set()).add(input_id)
-        types.setdefault(path, Counter())[kind] += 1
-    return holders, types
+        typed.setdefault(path, {}).setdefault(kind, set()).add(input_id)
+    return holders, typed
+
+
+def _counts(typed: dict[str, set[str]]) -> Counter:
+    """Type counts at one path; an item counts once per type it holds there."""
+    return Counter({kind: len(ids) for kind, ids in typed.items()})
 
 
 def _describe_mix(counter: Counter) -> str:
@@ -162,6 +171,8 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
             continue  # the parent itself is new or gone: reported at the parent
         k_ref = len(ref_holders.get(path, ()))
         k_cur = len(cur_holders.get(path, ()))
+        if k_ref + k_cur < MIN_SUPPORT:
+            continue
         lacking = sorted(cur_holders.get(parent, set()) - cur_holders.get(path, set()))[:MAX_EXAMPLES]
         presence = proportion_test(k_ref, n_ref, k_cur, n_cur, alternative="two-sided")
         if k_cur < k_ref * n_cur / n_ref:
@@ -177,16 +188,18 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
             )
         )
         if path in ref_types and path in cur_types:
-            mix = type_mix_test(ref_types[path], cur_types[path])
-            changed = [
-                i for i, kind in cur.tables["paths"].filter(pl.col("path") == path).select("input_id", "type").iter_rows()
-                if kind not in ref_types[path]
-            ][:MAX_EXAMPLES]
+            mix = type_mix_test(_counts(ref_types[path]), _counts(cur_types[path]))
+            new_types = set(cur_types[path]) - set(ref_types[path])
+            changed = sorted(set().union(*(cur_types[path][t] for t in new_types)))[:MAX_EXAMPLES] if new_types else []
             results.append(
                 mix.labelled(
                     family="schema_breaking",
                     target=f"{path} type",
-                    detail={"old": _describe_mix(ref_types[path]), "new": _describe_mix(cur_types[path]), "examples": changed},
+                    detail={
+                        "old": _describe_mix(_counts(ref_types[path])),
+                        "new": _describe_mix(_counts(cur_types[path])),
+                        "examples": changed,
+                    },
                 )
             )
     return results

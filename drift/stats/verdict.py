@@ -24,7 +24,7 @@ from .tests import TestResult
 # family -> (default effect threshold, default severity when drifted)
 FAMILIES: dict[str, tuple[float, str]] = {
     "error_rate": (0.2, "critical"),  # Cohen's h; 0.2 is Cohen's "small"
-    "schema_breaking": (0.1, "critical"),  # h for presence, total variation for type mixes
+    "schema_breaking": (0.05, "critical"),  # h for presence, total variation for type mixes: 5% of responses breaking is breaking
     "schema_additive": (0.1, "info"),
     "embedding": (0.02, "warning"),  # unbiased MMD^2, median-heuristic Gaussian kernel
     "descriptor": (0.5, "warning"),  # Wasserstein / sd for numbers, Jensen-Shannon for categories

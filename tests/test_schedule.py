@@ -1,0 +1,86 @@
+"""Scheduled runs: the daemon, backfills in order, and `drift status` as a dead man's switch."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+from typer.testing import CliRunner
+
+from drift.cli import app
+from drift.config import load_job
+from drift.schedule import job_status, last_fire_time, serve
+
+from .test_pipeline import build_baseline
+
+runner = CliRunner()
+
+
+def test_last_fire_time_follows_cron_and_timezone(world):
+    _, job = world
+    job.write_text(job.read_text().replace('name = "t"', 'name = "t"\nschedule = "15 2 * * *"\ntimezone = "Europe/Berlin"'))
+    config = load_job(job)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+    assert last_fire_time(config, now) == datetime(2026, 3, 10, 1, 15, tzinfo=timezone.utc)  # 02:15 CET
+    assert last_fire_time(config, datetime(2026, 3, 10, 1, 0, tzinfo=timezone.utc)) == datetime(2026, 3, 9, 1, 15, tzinfo=timezone.utc)
+
+
+def test_status_is_a_dead_mans_switch(world):
+    _, job = world
+    never = runner.invoke(app, ["status", str(job)])
+    assert never.exit_code == 1 and "never run" in never.stdout and "missed their schedule: t" in never.stderr
+    build_baseline(job)
+    assert runner.invoke(app, ["backfill", str(job), "--start", "2026-03-04", "--end", "2026-03-06", "--quiet"]).exit_code == 0
+    fresh = job_status(job)  # just ran: nothing is due since
+    assert not fresh.late and fresh.last_window == "2026-03-05"
+    assert runner.invoke(app, ["status", str(job)]).exit_code == 0
+    later = job_status(job, now=datetime.now(timezone.utc) + timedelta(days=2))
+    assert later.late and later.state == "LATE"
+
+
+def test_backfill_runs_days_in_order_and_reports_failures(world):
+    root, job = world
+    build_baseline(job)
+    result = runner.invoke(app, ["backfill", str(job), "--start", "2026-03-04", "--end", "2026-03-06", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["2026-03-04", "2026-03-05"]
+    con = duckdb.connect(str(root / "drift.duckdb"), read_only=True)
+    windows = con.execute("SELECT window_start::DATE::VARCHAR FROM runs ORDER BY started_at").fetchall()
+    con.close()
+    assert windows == [("2026-03-04",), ("2026-03-05",)]
+    bad = runner.invoke(app, ["backfill", str(job), "--start", "2026-03-06", "--end", "2026-03-04"])
+    assert bad.exit_code == 1 and "empty range" in bad.stderr
+
+
+def test_scheduler_registers_each_job_once_with_coalescing(world, tmp_path):
+    _, job = world
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "a.toml").write_text(job.read_text().replace('name = "t"', 'name = "a"\nschedule = "0 4 * * *"'))
+    (folder / "b.toml").write_text(job.read_text().replace('name = "t"', 'name = "b"'))
+    (folder / "ignored.example.toml").write_text("not even toml [")
+    scheduler = serve(folder, blocking=False, runner=lambda config, day: None)
+    try:
+        jobs = {j.id: j for j in scheduler.get_jobs()}
+        assert set(jobs) == {"a", "b"}
+        assert all(j.max_instances == 1 and j.coalesce for j in jobs.values())
+        assert jobs["a"].next_run_time.hour == 4 and jobs["a"].next_run_time.minute == 0
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_schedule_daemon_stops_cleanly_on_sigterm(world, tmp_path):
+    _, job = world
+    daemon = subprocess.Popen([sys.executable, "-m", "drift", "schedule", str(job)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    lines = []
+    while time.time() < deadline:
+        lines.append(daemon.stderr.readline())
+        if "scheduled t" in lines[-1] or "Scheduler started" in lines[-1]:
+            break
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=30) == 0, "".join(lines) + daemon.stderr.read()
