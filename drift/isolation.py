@@ -10,6 +10,7 @@ torch threads or open DuckDB handles.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import signal
 import warnings
@@ -36,8 +37,12 @@ def _limit_worker(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     # Ctrl-C goes to the parent, which shuts the pool down; workers must not die mid-task on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Decoders warn about every odd file; what matters is turned into errors by the kinds themselves.
+    # Decoders warn about every odd file, from Python and from C (libtiff writes straight to fd 2);
+    # what matters becomes a classified error row, so the noise stays out of cron logs.
     warnings.simplefilter("ignore")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def classify(exc: BaseException, timeout: float) -> tuple[str, str]:

@@ -1,0 +1,117 @@
+"""Image embedding throughput on this machine, in one run:
+
+* forward only: the open_clip image tower on ready 224x224 crops, batch 32, inference mode;
+* end to end: JPEG files on disk -> worker processes (read, safe decode, descriptors, crop)
+  -> the encoder in the parent, batch 32 -> embeddings written to Parquet, as a run does it;
+* int8: the same forward with the vision tower's Linear layers dynamically quantised to int8,
+  its speed-up and the cosine similarity of its embeddings to fp32.
+
+    python benchmarks/embedding_throughput.py [--images 256] [--model ViT-B-32] [--workers 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import multiprocessing
+import random
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from drift.demo import world
+from drift.embed.clip import ImageEncoder
+from drift.isolation import Task, open_all
+from drift.kinds.image import ImageFeaturizer, open_image
+
+BATCH = 32
+
+
+def _write_photo(args) -> None:
+    path, seed = args
+    rng = random.Random(seed)
+    Path(path).write_bytes(world.jpeg_bytes(world.receipt_photo(rng), 85))
+
+
+def make_photos(folder: Path, n: int) -> list[Path]:
+    paths = [folder / f"photo_{i:05d}.jpg" for i in range(n)]
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_write_photo, [(str(p), i) for i, p in enumerate(paths)], chunksize=8))
+    return paths
+
+
+def forward_only(encode, crops: np.ndarray, repeats: int) -> float:
+    encode(crops[:BATCH])  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for i in range(0, len(crops), BATCH):
+            encode(crops[i : i + BATCH])
+    return repeats * len(crops) / (time.perf_counter() - started)
+
+
+def end_to_end(encoder: ImageEncoder, paths: list[Path], workers: int, out: Path) -> float:
+    limits = {"max_bytes": 25_000_000, "max_pixels": 50_000_000, "crop_size": encoder.image_size}
+    started = time.perf_counter()
+    featurizer = ImageFeaturizer(encoder, BATCH)
+    tasks = (Task(str(p), open_image, p, limits, 30) for p in paths)
+    for input_id, opened in open_all(tasks, workers=workers, memory_mb=2048, tasks_per_worker=10_000):
+        featurizer.add(input_id, opened)
+    features = featurizer.finish()
+    matrix = features.embeddings["clip"]
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
+    pq.write_table(pa.table({"input_id": features.ids, "vector": vectors}), out)
+    return len(paths) / (time.perf_counter() - started)
+
+
+def quantised_encoder(encoder: ImageEncoder):
+    visual = torch.ao.quantization.quantize_dynamic(copy.deepcopy(encoder.model.visual), {torch.nn.Linear}, dtype=torch.qint8)
+    mean = torch.from_numpy(encoder.mean)[:, None, None]
+    std = torch.from_numpy(encoder.std)[:, None, None]
+
+    def encode(pixels: np.ndarray) -> np.ndarray:
+        x = (torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0) - mean) / std
+        with torch.inference_mode():
+            return torch.nn.functional.normalize(visual(x), dim=-1).numpy()
+
+    return encode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--model", default="ViT-B-32")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    encoder = ImageEncoder(args.model, "untrained", seed=0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = make_photos(folder, args.images)
+        limits = {"max_bytes": 25_000_000, "max_pixels": 50_000_000, "crop_size": encoder.image_size}
+        crops = np.stack([open_image(p, limits)["pixels"] for p in paths])
+        fp32 = forward_only(encoder.encode_pixels, crops, repeats=1)
+        rows.append(("forward only, fp32", fp32, 1.0, ""))
+        for workers in args.workers:
+            e2e = end_to_end(encoder, paths, workers, folder / f"e2e_{workers}.parquet")
+            rows.append((f"end to end, fp32, {workers} decode worker(s)", e2e, e2e / fp32, ""))
+        int8 = quantised_encoder(encoder)
+        int8_rate = forward_only(int8, crops, repeats=1)
+        cosine = float(np.mean(np.sum(encoder.encode_pixels(crops) * np.concatenate(
+            [int8(crops[i : i + BATCH]) for i in range(0, len(crops), BATCH)]), axis=1)))
+        rows.append(("forward only, int8 dynamic (Linear layers)", int8_rate, int8_rate / fp32, f"{cosine:.4f}"))
+    print(f"{args.model}, untrained weights, {args.images} receipt photos 600x800 JPEG, batch {BATCH}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("| mode | images/s | vs forward-only fp32 | mean cosine to fp32 |")
+    print("|---|---:|---:|---:|")
+    for name, rate, ratio, cosine in rows:
+        print(f"| {name} | {rate:.1f} | {ratio:.2f} | {cosine} |")
+
+
+if __name__ == "__main__":
+    main()
