@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from drift.demo import world
 from drift.embed.clip import ImageEncoder
 from drift.isolation import Task, open_all
+from drift.kinds import InputError
 from drift.kinds.image import ImageFeaturizer, open_image
 
 BATCH = 32
@@ -61,6 +61,8 @@ def end_to_end(encoder: ImageEncoder, paths: list[Path], workers: int, out: Path
     featurizer = ImageFeaturizer(encoder, BATCH)
     tasks = (Task(str(p), open_image, p, limits, 30) for p in paths)
     for input_id, opened in open_all(tasks, workers=workers, memory_mb=2048, tasks_per_worker=10_000):
+        if isinstance(opened, InputError):
+            raise SystemExit(f"{input_id}: {opened.category}: {opened.message}")
         featurizer.add(input_id, opened)
     features = featurizer.finish()
     matrix = features.embeddings["clip"]
@@ -70,6 +72,8 @@ def end_to_end(encoder: ImageEncoder, paths: list[Path], workers: int, out: Path
 
 
 def quantised_encoder(encoder: ImageEncoder):
+    import torch
+
     visual = torch.ao.quantization.quantize_dynamic(copy.deepcopy(encoder.model.visual), {torch.nn.Linear}, dtype=torch.qint8)
     mean = torch.from_numpy(encoder.mean)[:, None, None]
     std = torch.from_numpy(encoder.std)[:, None, None]
@@ -88,6 +92,10 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
+    # torch is imported here, not at the top: spawned decode workers re-import this module, and
+    # torch would take several GB of their address space before they open a file.
+    import torch
+
     encoder = ImageEncoder(args.model, "untrained", seed=0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -105,7 +105,7 @@ class Context:
             section = self.config.image
             with self.progress.status(f"loading image encoder {section.model} ({section.pretrained})"):
                 self._image_encoder = ImageEncoder(
-                    section.model, section.pretrained, section.seed, section.threads, section.architecture
+                    section.model, section.pretrained, section.seed, section.threads, section.architecture, section.quantize
                 )
         return self._image_encoder
 

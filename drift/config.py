@@ -90,6 +90,9 @@ class ImageSection(_Section):
     architecture: Path | None = Field(default=None, description="open_clip architecture JSON for a custom model")
     pretrained: str = Field(default="untrained", description="open_clip tag, checkpoint path, or 'untrained'")
     seed: int = Field(default=0, description="initialises the untrained encoder")
+    quantize: Literal["none", "int8"] = Field(
+        default="none", description="int8: dynamic int8 Linear layers in the image tower, about 2x faster on a CPU"
+    )
     batch_size: int = Field(default=32, ge=1, le=1024)
     threads: int | None = Field(default=None, ge=1, description="torch threads; default: all cores")
     max_bytes: int = Field(default=25_000_000, gt=0)

@@ -86,7 +86,7 @@ def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: 
         for d in analysis.segments.values()
         for e in d.errors
     ]
-    segments, findings, descriptors = [], [], []
+    segments, findings, descriptors, outliers = [], [], [], []
     for (kind, source), verdict in verdicts.items():
         data = analysis.segments.get((kind, source))
         segments.append(
@@ -104,6 +104,11 @@ def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: 
             }
         )
         for finding in verdict.findings:
+            outliers += [
+                {"run_id": run_id, "kind": kind, "source": source, "target": finding.result.target,
+                 "rank": rank, "input_id": input_id, "score": score}
+                for rank, (input_id, score) in enumerate(finding.result.ranking, start=1)
+            ]
             row = finding.as_dict()
             findings.append(
                 {
@@ -125,6 +130,7 @@ def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: 
         "segments": pl.DataFrame(segments),
         "findings": pl.DataFrame(findings, infer_schema_length=None),
         "descriptors": pl.concat(descriptors, how="diagonal") if descriptors else pl.DataFrame(),
+        "outliers": pl.DataFrame(outliers),
     }
 
 

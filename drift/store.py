@@ -156,10 +156,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, stage)
     );
     """,
+    # 2: the current items least like the baseline, as the domain classifier ranks them
+    """
+    CREATE TABLE outliers (
+        run_id        VARCHAR NOT NULL,
+        kind          VARCHAR NOT NULL,
+        source        VARCHAR NOT NULL,
+        target        VARCHAR NOT NULL,
+        rank          INTEGER NOT NULL,
+        input_id      VARCHAR NOT NULL,
+        score         DOUBLE NOT NULL,
+        PRIMARY KEY (run_id, kind, source, target, rank)
+    );
+    """,
 ]
 
 # Tables holding one run's rows, deleted together when the run is replaced.
-RUN_TABLES = ("segments", "samples", "input_errors", "log_rejects", "descriptors", "findings", "stage_timings")
+RUN_TABLES = (
+    "segments", "samples", "input_errors", "log_rejects", "descriptors", "findings", "outliers", "stage_timings",
+)
 
 
 def utcnow() -> datetime:

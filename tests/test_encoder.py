@@ -47,3 +47,14 @@ def test_errors_name_the_fix(tiny_clip, tmp_path):
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(EmbedderError, match="cannot load checkpoint"):
         ImageEncoder("drift-tiny", str(broken), architecture=arch)
+
+
+def test_int8_mode_is_close_to_fp32_and_part_of_the_identity(tiny_clip):
+    arch, checkpoint = tiny_clip
+    fp32 = ImageEncoder("drift-tiny", str(checkpoint), architecture=arch)
+    int8 = ImageEncoder("drift-tiny", str(checkpoint), architecture=arch, quantize="int8")
+    pixels = np.random.default_rng(1).integers(0, 255, (8, 64, 64, 3), dtype=np.uint8)
+    cosine = np.sum(fp32.encode_pixels(pixels) * int8.encode_pixels(pixels), axis=1)
+    assert cosine.min() > 0.98
+    assert fp32.sha256 == int8.sha256  # the same weights...
+    assert not same_embedder(fp32.identity(), int8.identity())  # ...but not the same vectors

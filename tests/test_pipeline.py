@@ -214,3 +214,18 @@ def test_damaged_baseline_is_refused(world):
     target.write_bytes(target.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(BaselineError, match="changed since the baseline was built"):
         run_job(config, QUIET_DAY)
+
+
+def test_the_images_least_like_the_baseline_are_ranked_and_stored(world):
+    _, job = world
+    config, _ = build_baseline(job)
+    result = run_job(config, DRIFT_DAY)
+    ranked = rows(
+        config,
+        "SELECT rank, input_id FROM outliers WHERE run_id = ? AND kind = 'image' ORDER BY rank",
+        [result.run_id],
+    )
+    assert [r[0] for r in ranked] == list(range(1, len(ranked) + 1)) and len(ranked) == 40
+    # write_day degrades the even-numbered photos of the drifted day
+    top = [int(input_id.rsplit("-", 1)[1]) for _, input_id in ranked[:15]]
+    assert sum(i % 2 == 0 for i in top) >= 12

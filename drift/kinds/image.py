@@ -1,17 +1,18 @@
 """Images: decode untrusted bytes safely, describe them for people, embed them for the tests.
 
 Descriptors are computed on the image after EXIF orientation, converted to 8-bit RGB, at a fixed
-working size (longest side 512) so that resolution changes do not masquerade as blur changes.
-Formulas (g is the grey level in 0..255, ITU-R 601 luma):
+working size (longest side 512, box filter) so that resolution changes do not masquerade as blur
+changes; the encoder's crop is cut from the same working image. Formulas (g is the grey level in
+0..255, ITU-R 601 luma):
 
-    brightness_mean, brightness_p05, brightness_p95   mean and percentiles of g
+    brightness_mean, brightness_p05, brightness_p95   mean of g, and its percentiles to the level
     contrast           standard deviation of g
     saturation         mean HSV saturation, 0..1
     entropy            Shannon entropy (bits) of the 256-bin histogram of g
     blur_laplacian     variance of the 4-neighbour Laplacian of g (low = blurry)
     edge_density       share of pixels whose gradient magnitude exceeds 32
     dark_fraction      share of pixels with g < 32;  overexposed_fraction: g > 240
-    white_background   share of pixels with every channel > 220 and saturation < 0.1
+    white_background   share of pixels with every channel > 220 and saturation < 0.1 (26/255)
 """
 
 from __future__ import annotations
@@ -84,31 +85,49 @@ def _center_crop(img, size: int):
     return resized.crop((left, top, left + size, top + size))
 
 
-def describe_pixels(rgb) -> dict[str, float]:
-    """Descriptors of an RGB Pillow image at the fixed working size (see the module docstring)."""
-    work = rgb.copy()
-    work.thumbnail((WORK_SIDE, WORK_SIDE))
-    arr = np.asarray(work, dtype=np.float32)
-    grey = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    hist = np.bincount(np.clip(grey, 0, 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+def working_image(rgb):
+    """The image every descriptor and the encoder crop are computed from: longest side WORK_SIDE.
+
+    A box filter is an exact area average when shrinking, and several times cheaper than bicubic.
+    """
+    from PIL import Image
+
+    scale = WORK_SIDE / max(rgb.size)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    return rgb.resize(size, Image.Resampling.BOX)
+
+
+def _percentile(hist_cdf: np.ndarray, q: float) -> float:
+    """The q-quantile of the grey levels, to the level, from their cumulative histogram."""
+    return float(np.searchsorted(hist_cdf, q * hist_cdf[-1]))
+
+
+def describe_pixels(work) -> dict[str, float]:
+    """Descriptors of the RGB working image (see the module docstring)."""
+    grey8 = np.asarray(work.convert("L"))  # Pillow's L is ITU-R 601 luma, computed in C
+    grey = grey8.astype(np.float32)
+    hist = np.bincount(grey8.ravel(), minlength=256).astype(np.float64)
+    cdf = np.cumsum(hist)
     p = hist[hist > 0] / hist.sum()
     lap = grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4 * grey[1:-1, 1:-1]
     gx = grey[1:-1, 2:] - grey[1:-1, :-2]
     gy = grey[2:, 1:-1] - grey[:-2, 1:-1]
-    saturation = np.asarray(work.convert("HSV"), dtype=np.float32)[..., 1] / 255.0
-    q05, q95 = np.percentile(grey, [5, 95])
+    saturation = np.asarray(work.convert("HSV"))[..., 1]
+    n = grey8.size
     return {
         "brightness_mean": float(grey.mean()),
-        "brightness_p05": float(q05),
-        "brightness_p95": float(q95),
+        "brightness_p05": _percentile(cdf, 0.05),
+        "brightness_p95": _percentile(cdf, 0.95),
         "contrast": float(grey.std()),
-        "saturation": float(saturation.mean()),
+        "saturation": float(saturation.mean()) / 255.0,
         "entropy": float(-(p * np.log2(p)).sum()),
         "blur_laplacian": float(lap.var()) if lap.size else 0.0,
-        "edge_density": float((np.hypot(gx, gy) > 32).mean()) if gx.size else 0.0,
-        "dark_fraction": float((grey < 32).mean()),
-        "overexposed_fraction": float((grey > 240).mean()),
-        "white_background": float(((arr > 220).all(axis=-1) & (saturation < 0.1)).mean()),
+        "edge_density": float((gx * gx + gy * gy > 32 * 32).mean()) if gx.size else 0.0,
+        "dark_fraction": float(cdf[31] / n),
+        "overexposed_fraction": float(1.0 - cdf[240] / n),
+        "white_background": float(((np.asarray(work) > 220).all(axis=-1) & (saturation < 26)).mean()),
     }
 
 
@@ -133,7 +152,7 @@ def decode_image(data: bytes, limits: dict[str, Any]):
             make = str(exif.get(_EXIF_MAKE, "")).strip("\x00 ").strip() if exif else ""
             if fmt == "JPEG":
                 # Decode at reduced scale: the descriptors and the encoder never need more.
-                img.draft("RGB", (WORK_SIDE * 2, WORK_SIDE * 2))
+                img.draft("RGB", (WORK_SIDE, WORK_SIDE))
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InputProblem("bomb", str(exc)) from None
@@ -170,6 +189,7 @@ def open_image(target, limits: dict[str, Any]) -> dict[str, Any]:
     if not data:
         raise InputProblem("empty", "the file is empty")
     rgb, facts = decode_image(data, limits)
+    work = working_image(rgb)
     width, height = facts["width"], facts["height"]
     descriptors: dict[str, Any] = {
         "width": float(width),
@@ -183,9 +203,9 @@ def open_image(target, limits: dict[str, Any]) -> dict[str, Any]:
         "mode": facts["mode"],
         "orientation": str(facts["orientation"]),
         "camera_make": facts["camera_make"],
-        **describe_pixels(rgb),
+        **describe_pixels(work),
     }
-    crop = np.asarray(_center_crop(rgb, limits["crop_size"]), dtype=np.uint8)
+    crop = np.asarray(_center_crop(work, limits["crop_size"]), dtype=np.uint8)
     return {"descriptors": descriptors, "pixels": crop}
 
 

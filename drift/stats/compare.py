@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 
@@ -26,6 +28,7 @@ def descriptor_checks(ref: pl.DataFrame, cur: pl.DataFrame) -> list[TestResult]:
 
 
 MAX_EXAMPLES = 5
+RANKED = 50  # current items kept in the `outliers` ranking per segment and embedding
 
 
 def embedding_checks(ref: FeatureSet, cur: FeatureSet, seed: int) -> list[TestResult]:
@@ -37,12 +40,14 @@ def embedding_checks(ref: FeatureSet, cur: FeatureSet, seed: int) -> list[TestRe
         if cur_matrix is None or len(cur_matrix) == 0 or len(ref_matrix) == 0:
             continue
         classifier, scores = classifier_test(ref_matrix, cur_matrix, seed=seed)
-        order = np.argsort(-np.nan_to_num(scores, nan=-np.inf))[:MAX_EXAMPLES]
+        order = np.argsort(-np.nan_to_num(scores, nan=-np.inf))[:RANKED]
+        ranking = tuple((cur.ids[i], float(scores[i])) for i in order if np.isfinite(scores[i]))
         results += [
             mmd_test(ref_matrix, cur_matrix, seed=seed).labelled(family="embedding", target=name),
             componentwise_ks_test(ref_matrix, cur_matrix).labelled(family="embedding", target=name),
-            classifier.labelled(
-                family="embedding", target=name, detail={"examples": [cur.ids[i] for i in order]}
+            replace(
+                classifier.labelled(family="embedding", target=name, detail={"examples": [i for i, _ in ranking[:MAX_EXAMPLES]]}),
+                ranking=ranking,
             ),
         ]
     return results

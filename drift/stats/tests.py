@@ -39,6 +39,9 @@ class TestResult:
     family: str = ""
     target: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    # (input_id, score) of the current items least like the baseline, most unlike first; only
+    # tests that score items (the domain classifier) fill it. Stored in the `outliers` table.
+    ranking: tuple[tuple[str, float], ...] = ()
 
     def labelled(self, *, family: str, target: str, detail: dict[str, Any] | None = None) -> "TestResult":
         return replace(self, family=family, target=target, detail={**self.detail, **(detail or {})})
