@@ -21,8 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from drift.demo import world
 from drift.embed.clip import ImageEncoder
@@ -58,16 +56,13 @@ def forward_only(encode, crops: np.ndarray, repeats: int) -> float:
 def end_to_end(encoder: ImageEncoder, paths: list[Path], workers: int, out: Path) -> float:
     limits = {"max_bytes": 25_000_000, "max_pixels": 50_000_000, "crop_size": encoder.image_size}
     started = time.perf_counter()
-    featurizer = ImageFeaturizer(encoder, BATCH)
+    featurizer = ImageFeaturizer(encoder, BATCH, spool=out)
     tasks = (Task(str(p), open_image, p, limits, 30) for p in paths)
     for input_id, opened in open_all(tasks, workers=workers, memory_mb=2048, tasks_per_worker=10_000):
         if isinstance(opened, InputError):
             raise SystemExit(f"{input_id}: {opened.category}: {opened.message}")
         featurizer.add(input_id, opened)
-    features = featurizer.finish()
-    matrix = features.embeddings["clip"]
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
-    pq.write_table(pa.table({"input_id": features.ids, "vector": vectors}), out)
+    featurizer.finish()  # the vectors were streamed to `out`, batch by batch
     return len(paths) / (time.perf_counter() - started)
 
 

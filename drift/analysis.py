@@ -10,7 +10,11 @@ Every sampled row ends as features or as an InputError; nothing is dropped.
 from __future__ import annotations
 
 import hashlib
+import re
 import resource
+import shutil
+import tempfile
+import weakref
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,10 +97,18 @@ class StageClock:
 class Context:
     """What the kinds may ask of a run: the config and the (lazily loaded) encoders."""
 
-    def __init__(self, config: JobConfig, progress: Progress):
+    def __init__(self, config: JobConfig, progress: Progress, spool_dir: Path | None = None):
         self.config = config
         self.progress = progress
+        if spool_dir is None:  # nobody keeps the vectors (a baseline saves its own copy): a temporary folder
+            spool_dir = Path(tempfile.mkdtemp(prefix="drift-spool-"))
+            weakref.finalize(self, shutil.rmtree, spool_dir, ignore_errors=True)
+        self.spool_dir = spool_dir  # where featurizers stream embeddings to
         self._image_encoder = None
+
+    def spool_path(self, kind: str, source: str, embedding: str) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", source)
+        return self.spool_dir / f"{kind}.{safe}.{embedding}.parquet"
 
     def image_encoder(self):
         if self._image_encoder is None:
@@ -175,7 +187,7 @@ def analyse_window(config: JobConfig, window: Window, context: Context, clock: S
             kind = KINDS[row["kind"]]
             if segment not in segments:
                 segments[segment] = SegmentData(row["kind"], row["source"], population.get(segment, 0), 0, FeatureSet())
-                featurizers[segment] = kind.featurizer(context)
+                featurizers[segment] = kind.featurizer(context, row["source"])
             if row["kind"] not in limits:
                 limits[row["kind"]] = kind.limits(context)
             segments[segment].n_sampled += 1

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -168,7 +169,10 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
     with writer_lock(config.store.database):
         started = utcnow()
         clock = StageClock()
-        context = Context(config, progress)
+        report_dir = config.report.dir / config.name / f"{window.start:%Y-%m-%d}"
+        # The run's embeddings are kept beside its report for analysts; a rerun replaces them.
+        shutil.rmtree(report_dir / "embeddings", ignore_errors=True)
+        context = Context(config, progress, spool_dir=report_dir / "embeddings")
         baseline = Baseline(config.baseline_dir)
         if baseline.embedder is not None:
             baseline.check_embedder(context.embedder_identity({"image"}))
@@ -177,7 +181,6 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
             verdicts = _segment_verdicts(config, analysis, baseline, context)
             counter["items"] = len(verdicts)
         run_id = f"{config.name}-{window.start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-        report_dir = config.report.dir / config.name / f"{window.start:%Y-%m-%d}"
         planned = plan_alerts(config, run_id, window.as_dict(), verdicts, str(report_dir / "report.md"))
         embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
         summary = render.summary(

@@ -229,3 +229,18 @@ def test_the_images_least_like_the_baseline_are_ranked_and_stored(world):
     # write_day degrades the even-numbered photos of the drifted day
     top = [int(input_id.rsplit("-", 1)[1]) for _, input_id in ranked[:15]]
     assert sum(i % 2 == 0 for i in top) >= 12
+
+
+def test_run_embeddings_stream_to_parquet_beside_the_report(world):
+    import pyarrow.parquet as pq
+
+    _, job = world
+    config, _ = build_baseline(job)
+    result = run_job(config, QUIET_DAY)
+    spool = result.report_paths["md"].parent / "embeddings" / "image.app.clip.parquet"
+    table = pq.read_table(spool)
+    assert table.num_rows == 40 and table.schema.field("vector").type.list_size == 32
+    stale = spool.parent / "image.gone.clip.parquet"
+    stale.write_bytes(b"old")
+    run_job(config, QUIET_DAY)
+    assert not stale.exists()  # a rerun replaces the run's files too

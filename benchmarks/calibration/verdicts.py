@@ -21,6 +21,7 @@ import io
 import math
 import multiprocessing
 import random
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -75,8 +76,13 @@ def _open(args):
 def featurize(kind: str, blobs: list[bytes], prefix: str, encoder) -> FeatureSet:
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         opened = list(pool.map(_open, [(kind, b) for b in blobs], chunksize=16))
-    context = SimpleNamespace(image_encoder=lambda: encoder, config=SimpleNamespace(image=SimpleNamespace(batch_size=32)))
-    featurizer = KINDS[kind].featurizer(context)
+    spool = Path(tempfile.mkdtemp(prefix="drift-calibration-"))
+    context = SimpleNamespace(
+        image_encoder=lambda: encoder,
+        config=SimpleNamespace(image=SimpleNamespace(batch_size=32)),
+        spool_path=lambda kind, source, name: spool / f"{prefix}{name}.parquet",
+    )
+    featurizer = KINDS[kind].featurizer(context, "pool")
     for i, item in enumerate(opened):
         if item is not None:
             featurizer.add(f"{prefix}{i}", item)

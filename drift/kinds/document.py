@@ -160,7 +160,7 @@ class DocumentKind:
     def timeout(self, context) -> float:
         return context.config.document.timeout_s
 
-    def featurizer(self, context) -> DescriptorFeaturizer:
+    def featurizer(self, context, source: str) -> DescriptorFeaturizer:
         return DescriptorFeaturizer()
 
     def extra_checks(self, ref: FeatureSet, cur: FeatureSet, context) -> list:

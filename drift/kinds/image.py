@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,30 +211,58 @@ def open_image(target, limits: dict[str, Any]) -> dict[str, Any]:
 
 
 class ImageFeaturizer(DescriptorFeaturizer):
-    """Collects descriptors and embeds pixels in batches while workers keep decoding."""
+    """Collects descriptors and embeds pixels in batches while workers keep decoding.
 
-    def __init__(self, encoder, batch_size: int):
+    Each batch's vectors go straight to a Parquet file (`spool`), so nothing but the current batch
+    of pixels is held while the window is being opened; `finish` reads the vectors back for the
+    tests, which need them all at once.
+    """
+
+    def __init__(self, encoder, batch_size: int, spool: Path):
         super().__init__()
         self.encoder = encoder
         self.batch_size = batch_size
+        self.spool = spool
         self.pending: list[np.ndarray] = []
-        self.vectors: list[np.ndarray] = []
+        self.pending_ids: list[str] = []
+        self.writer = None
 
     def add(self, input_id: str, opened: dict[str, Any]) -> None:
         super().add(input_id, opened)
         self.pending.append(opened["pixels"])
+        self.pending_ids.append(input_id)
         if len(self.pending) >= self.batch_size:
             self._flush()
 
     def _flush(self) -> None:
-        if self.pending:
-            self.vectors.append(self.encoder.encode_pixels(np.stack(self.pending)))
-            self.pending = []
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.pending:
+            return
+        vectors = self.encoder.encode_pixels(np.stack(self.pending)).astype(np.float32)
+        table = pa.table(
+            {
+                "input_id": pa.array(self.pending_ids, pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), vectors.shape[1]),
+            }
+        )
+        if self.writer is None:
+            self.spool.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.spool, table.schema)
+        self.writer.write_table(table)
+        self.pending, self.pending_ids = [], []
 
     def finish(self) -> FeatureSet:
+        import pyarrow.parquet as pq
+
         self._flush()
-        dim = self.encoder.dim
-        matrix = np.concatenate(self.vectors) if self.vectors else np.zeros((0, dim), dtype=np.float32)
+        matrix = np.zeros((0, self.encoder.dim), dtype=np.float32)
+        if self.writer is not None:
+            self.writer.close()
+            table = pq.read_table(self.spool)
+            vectors = table["vector"].combine_chunks()
+            matrix = vectors.values.to_numpy().reshape(len(table), vectors.type.list_size)
         return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame(), embeddings={"clip": matrix})
 
 
@@ -251,8 +280,10 @@ class ImageKind:
     def timeout(self, context) -> float:
         return context.config.image.timeout_s
 
-    def featurizer(self, context) -> ImageFeaturizer:
-        return ImageFeaturizer(context.image_encoder(), context.config.image.batch_size)
+    def featurizer(self, context, source: str) -> ImageFeaturizer:
+        return ImageFeaturizer(
+            context.image_encoder(), context.config.image.batch_size, context.spool_path(self.name, source, "clip")
+        )
 
     def extra_checks(self, ref: FeatureSet, cur: FeatureSet, context) -> list:
         return []

@@ -216,7 +216,7 @@ class PayloadKind:
     def timeout(self, context) -> float:
         return context.config.payload.timeout_s
 
-    def featurizer(self, context) -> PayloadFeaturizer:
+    def featurizer(self, context, source: str) -> PayloadFeaturizer:
         return PayloadFeaturizer()
 
     def extra_checks(self, ref: FeatureSet, cur: FeatureSet, context) -> list[TestResult]:
