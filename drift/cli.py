@@ -101,7 +101,7 @@ def _print_run(result) -> None:
             out.print(f"  {alert['title']}", markup=False, highlight=False)
     else:
         out.print("no alerts")
-    out.print(f"report: {result.report_paths['md']}", highlight=False)
+    out.print(f"report: {result.report_paths['html']}  (Markdown: {result.report_paths['md'].name})", highlight=False)
 
 
 @baseline_app.command("build")
@@ -133,6 +133,31 @@ def baseline_build(
         f"{n_errors} input errors -> {config.baseline_dir}",
         highlight=False,
     )
+
+
+@app.command()
+def report(
+    job: Path = typer.Argument(..., help="The job file (TOML)."),
+    run: str = typer.Argument("latest", help="A run id, or latest."),
+    fmt: str = typer.Option("html", "--format", help="html, md or json."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+) -> None:
+    """Render a stored run's report. Text from inputs is escaped in every format."""
+    from .config import load_job
+    from .report.render import FORMATS, load_summary, render
+
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    try:
+        config = load_job(job)
+        text = render(load_summary(config.store.database, config.name, run), fmt)
+    except DriftError as exc:
+        _fail(str(exc))
+    if out_path is None:
+        sys.stdout.write(text)
+    else:
+        out_path.write_text(text)
+        out.print(f"wrote {out_path}", highlight=False)
 
 
 @app.command()

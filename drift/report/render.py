@@ -134,9 +134,40 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render(summary: dict[str, Any], fmt: str) -> str:
+    from .html import html
+
+    if fmt == "json":
+        return json.dumps(summary, indent=2, default=str) + "\n"
+    return {"md": markdown, "html": html}[fmt](summary)
+
+
+FORMATS = {"json": "summary.json", "md": "report.md", "html": "report.html"}
+
+
 def write_reports(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"json": directory / "summary.json", "md": directory / "report.md"}
-    paths["json"].write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    paths["md"].write_text(markdown(summary))
+    paths = {fmt: directory / name for fmt, name in FORMATS.items()}
+    for fmt, path in paths.items():
+        path.write_text(render(summary, fmt))
     return paths
+
+
+def load_summary(database: Path, job: str, run: str) -> dict[str, Any]:
+    """A stored run's summary: `run` is a run id, or `latest` (the most recent window)."""
+    from ..errors import DriftError
+    from ..store import connect_reader
+
+    con = connect_reader(database)
+    try:
+        if run == "latest":
+            row = con.execute(
+                "SELECT summary FROM runs WHERE job = ? ORDER BY window_start DESC, finished_at DESC LIMIT 1", [job]
+            ).fetchone()
+        else:
+            row = con.execute("SELECT summary FROM runs WHERE job = ? AND run_id = ?", [job, run]).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise DriftError(f"no run {run!r} of job {job!r} in {database}" + ("" if run == "latest" else "; try `latest`"))
+    return json.loads(row[0])
