@@ -23,7 +23,7 @@ from .alerts.sinks import build_sink
 from .analysis import Context, StageClock, WindowAnalysis, analyse_window, code_version
 from .baselines import Baseline
 from .config import JobConfig
-from .inputs import Window
+from .inputs import Window, resolve_uri
 from .progress import Progress
 from .report import render
 from .stats.compare import compare_segment, error_rate_checks
@@ -78,9 +78,14 @@ def _segment_verdicts(
 
 
 def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    paths = [
+        str(resolve_uri(uri, log_file)) if uri and ("://" not in uri or uri.startswith("file://")) else None
+        for uri, log_file in zip(sample_rows["uri"], sample_rows["log_file"])
+    ]
     samples = sample_rows.select("input_id", "received_at", "kind", "source", "uri").with_columns(
         pl.lit(run_id).alias("run_id"),
         pl.col("input_id").replace_strict(analysis.outcomes, default="error").alias("outcome"),
+        pl.Series("path", paths, dtype=pl.Utf8),
     )
     errors = [
         {"run_id": run_id, "input_id": e.input_id, "kind": d.kind, "source": d.source, "category": e.category, "message": e.message}

@@ -169,6 +169,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, kind, source, target, rank)
     );
     """,
+    # 3: where a sampled file really is (its uri resolved against the log file's folder)
+    """
+    ALTER TABLE samples ADD COLUMN path VARCHAR;
+    """,
 ]
 
 # Tables holding one run's rows, deleted together when the run is replaced.

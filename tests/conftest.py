@@ -158,3 +158,16 @@ def world(tmp_path, tiny_clip):
     write_day(tmp_path, BASE_DAY + timedelta(days=3), seed=10)
     write_day(tmp_path, BASE_DAY + timedelta(days=4), seed=11, degrade_images=True, break_orders=True)
     return tmp_path, write_job(tmp_path, tiny_clip)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """`drift demo` run once for the session, as the README's first command runs it."""
+    from typer.testing import CliRunner
+
+    from drift.cli import app
+
+    folder = tmp_path_factory.mktemp("demo") / "drift-demo"
+    result = CliRunner().invoke(app, ["demo", "--dir", str(folder), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return folder, result.output

@@ -6,18 +6,6 @@ from __future__ import annotations
 import json
 
 import duckdb
-import pytest
-from typer.testing import CliRunner
-
-from drift.cli import app
-
-
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo") / "drift-demo"
-    result = CliRunner().invoke(app, ["demo", "--dir", str(folder), "--quiet"])
-    assert result.exit_code == 0, result.output
-    return folder, result.output
 
 
 def summaries(folder):

@@ -69,6 +69,7 @@ def run_demo(folder: Path, progress: Progress, console: Console) -> None:
         f"  store:    {config.store.database}   (duckdb {config.store.database} -readonly)\n"
         f"  reports:  {config.report.dir}   (open {config.report.dir / 'demo' / f'{demo_world.DRIFT_DAY:%Y-%m-%d}' / 'report.html'} in a browser)\n"
         f"  alerts:   {folder / 'alerts.jsonl'}\n"
-        f"  job file: {job_path}   (try: drift run {job_path} --day {demo_world.DRIFT_DAY:%Y-%m-%d} --json)",
+        f"  job file: {job_path}   (try: drift run {job_path} --day {demo_world.DRIFT_DAY:%Y-%m-%d} --json)\n"
+        f"  notebooks: pip install -e '.[notebooks]', then DRIFT_STORE={config.store.database} jupyter lab notebooks/",
         highlight=False,
     )

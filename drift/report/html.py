@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .render import SHOWN_STATUSES, encoder_line
+from .render import SHOWN_STATUSES, encoder_line, number, states
 
 CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -26,14 +26,6 @@ code{font-size:12px}
 
 def esc(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e5):
-        return f"{value:.2e}"
-    return f"{value:.{digits}f}"
 
 
 def badge(severity: str, label: str | None = None) -> str:
@@ -80,14 +72,13 @@ def html(summary: dict[str, Any]) -> str:
             if f["status"] not in SHOWN_STATUSES:
                 continue
             d = f.get("detail", {})
-            was = d.get("old", _num(d.get("ref_median")) if "ref_median" in d else "")
-            now = d.get("new", _num(d.get("cur_median")) if "cur_median" in d else "")
+            was, now = states(d)
             examples = "<br>".join(esc(e) for e in d.get("examples", [])[:5])
             parts.append(
                 f"<tr><td>{esc(f['check'])}</td><td><code>{esc(f['target'])}</code></td>"
                 f"<td>{badge(f['severity'], f['status']) if f['status'] == 'drift' else esc(f['status'])}</td>"
-                f"<td>{esc(f['method'])}</td><td class='n'>{_num(f['p_value'])}</td><td class='n'>{_num(f['p_adjusted'])}</td>"
-                f"<td class='n'>{_num(f['effect_size'])}</td><td class='n'>{_num(f['effect_threshold'])}</td>"
+                f"<td>{esc(f['method'])}</td><td class='n'>{number(f['p_value'])}</td><td class='n'>{number(f['p_adjusted'])}</td>"
+                f"<td class='n'>{number(f['effect_size'])}</td><td class='n'>{number(f['effect_threshold'])}</td>"
                 f"<td>{esc(was)}</td><td>{esc(now)}</td><td><code>{examples}</code></td></tr>"
             )
         parts.append("</table>")

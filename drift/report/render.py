@@ -41,7 +41,7 @@ def summary(*, run_id, config, window, verdicts, analysis, alerts, baseline, emb
         "job": config.name,
         "window": window.as_dict(),
         "status": "completed",
-        "baseline": {"name": baseline.name, "window": baseline.manifest["window"]},
+        "baseline": {"name": baseline.name, "window": baseline.manifest["window"], "dir": str(baseline.directory)},
         "encoder": embedder,
         "log_rejects": analysis.sample.rejects.to_dicts(),
         "segments": segments,
@@ -58,12 +58,27 @@ def md(value: Any) -> str:
     return _UNSAFE.sub(r"\\\1", text).replace("&", "&amp;")
 
 
-def _num(value: float | None, digits: int = 3) -> str:
+def number(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "-"
     if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e5):
         return f"{value:.2e}"
     return f"{value:.{digits}f}"
+
+
+def states(detail: dict) -> tuple[str, str]:
+    """The finding's evidence as 'was' and 'now': stated states, or medians and means."""
+    if "old" in detail or "new" in detail:
+        return str(detail.get("old", "")), str(detail.get("new", ""))
+    if "ref_median" in detail:
+        return (
+            f"median {number(detail['ref_median'])}, mean {number(detail.get('ref_mean'))}",
+            f"median {number(detail['cur_median'])}, mean {number(detail.get('cur_mean'))}",
+        )
+    if "ref_top" in detail:
+        share = lambda top: ", ".join(f"{k} {100 * v:.0f}%" for k, v in top.items())  # noqa: E731
+        return share(detail["ref_top"]), share(detail["cur_top"])
+    return "", ""
 
 
 def encoder_line(encoder: dict | None) -> str:
@@ -115,11 +130,10 @@ def markdown(summary: dict[str, Any]) -> str:
         for f in seg["findings"]:
             detail = f.get("detail", {})
             examples = ", ".join(md(e) for e in detail.get("examples", [])[:3])
-            was = detail.get("old", _num(detail.get("ref_median")) if "ref_median" in detail else "")
-            now = detail.get("new", _num(detail.get("cur_median")) if "cur_median" in detail else "")
+            was, now = states(detail)
             lines.append(
-                f"| {f['check']} | {md(f['target'])} | {f['status']} | {f['method']} | {_num(f['p_value'])} | "
-                f"{_num(f['p_adjusted'])} | {_num(f['effect_size'])} | {_num(f['effect_threshold'])} | {md(was)} | "
+                f"| {f['check']} | {md(f['target'])} | {f['status']} | {f['method']} | {number(f['p_value'])} | "
+                f"{number(f['p_adjusted'])} | {number(f['effect_size'])} | {number(f['effect_threshold'])} | {md(was)} | "
                 f"{md(now)} | {examples} |"
             )
     if summary.get("log_rejects"):

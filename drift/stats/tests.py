@@ -80,8 +80,10 @@ def numeric_test(ref, cur) -> TestResult:
     ks = stats.ks_2samp(x, y)
     scale = float(np.std(x))
     if scale == 0.0:
-        # A constant baseline: any departure counts, measured in units of 1% of its value.
-        scale = max(abs(float(x[0])) * 0.01, 1e-9)
+        # A constant baseline: any departure counts, measured in units of 1% of its value, or of
+        # the pooled range when the value is 0 (a share that was always 0 and now is not).
+        pooled_range = max(float(x.max()), float(y.max())) - min(float(x.min()), float(y.min()))
+        scale = max(abs(float(x[0])) * 0.01, pooled_range * 0.01, 1e-9)
     effect = float(stats.wasserstein_distance(x, y)) / scale
     return TestResult(
         "ks",
@@ -94,6 +96,8 @@ def numeric_test(ref, cur) -> TestResult:
             "effect": "wasserstein/std",
             "ref_median": float(np.median(x)),
             "cur_median": float(np.median(y)),
+            "ref_mean": float(np.mean(x)),
+            "cur_mean": float(np.mean(y)),
             "psi": psi(x, y),
         },
     )
