@@ -72,4 +72,5 @@ def run_demo(folder: Path, progress: Progress, console: Console) -> None:
         f"  job file: {job_path}   (try: drift run {job_path} --day {demo_world.DRIFT_DAY:%Y-%m-%d} --json)\n"
         f"  notebooks: pip install -e '.[notebooks]', then DRIFT_STORE={config.store.database} jupyter lab notebooks/",
         highlight=False,
+        markup=False,  # '.[notebooks]' is not a style tag
     )
