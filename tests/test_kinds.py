@@ -168,3 +168,40 @@ def test_payload_failures_and_notes():
     assert category(open_payload, b'"\xff"', PAYLOAD_LIMITS) == "bad_encoding"
     with_bom = open_payload(b"\xef\xbb\xbf{}", PAYLOAD_LIMITS)
     assert with_bom["descriptors"]["had_bom"] == 1.0
+
+
+def test_pdf_structure_descriptors_from_real_files():
+    from .conftest import CORPUS
+
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not beside this clone")
+    samples = CORPUS / "pdf" / "sample-files"
+    forms = open_document(samples / "010-pdflatex-forms_pdflatex-forms.pdf", DOC_LIMITS)["descriptors"]
+    attached = open_document(samples / "025-attachment_with-attachment.pdf", DOC_LIMITS)["descriptors"]
+    assert forms["form_fields"] == 3 and attached["attachments"] == 1
+
+
+def test_scans_have_image_resolution_and_born_digital_files_have_none():
+    rng = random.Random(3)
+    scanned = open_document(demo_world.scanned_pdf(rng), DOC_LIMITS)["descriptors"]
+    digital = open_document(demo_world.invoice_pdf(rng), DOC_LIMITS)["descriptors"]
+    assert 60 < scanned["image_dpi"] < 90  # the demo saves its scans at 75 dpi
+    assert digital["image_dpi"] != digital["image_dpi"]  # NaN: no images
+    assert digital["invisible_text_share"] == 0.0 and digital["form_fields"] == 0.0
+
+
+def test_invisible_ocr_text_over_a_scan_is_measured():
+    from fpdf import FPDF
+    from fpdf.enums import TextMode
+
+    page = demo_world.receipt_page(random.Random(4), 620, 877).convert("L")
+    pdf = FPDF(format="A4")
+    pdf.add_page()
+    pdf.image(page, x=0, y=0, w=210, h=297)
+    pdf.set_font("helvetica", size=11)
+    pdf.text_mode = TextMode.INVISIBLE
+    for line in range(5):
+        pdf.text(20, 30 + 10 * line, "TOTAL 12.50 EUR")
+    d = open_document(bytes(pdf.output()), DOC_LIMITS)["descriptors"]
+    assert d["invisible_text_share"] == 1.0
+    assert d["text_layer"] == 1.0 and d["image_area_share"] > 0.9

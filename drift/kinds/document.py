@@ -12,11 +12,18 @@ scanner change shows, and keeps the cost of a 500-page contract bounded.
     page_size                           a4, letter, receipt, other (of the first page)
     rotated, mixed_page_sizes           1 / 0
     risky_keys                          count of /JavaScript /OpenAction /Launch /EmbeddedFile /XFA
+    image_dpi                           median effective resolution of the images (pixels per inch
+                                        as placed on the page); NaN without images
+    invisible_text_share                share of text objects drawn invisibly (OCR layers on scans)
+    form_fields, attachments            counted by pypdf; NaN when pypdf cannot read the file
 """
 
 from __future__ import annotations
 
+import io
+import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +80,50 @@ def _describe_text(data: bytes) -> dict[str, Any]:
         "rotated": 0.0,
         "mixed_page_sizes": 0.0,
         "risky_keys": 0.0,
+        "image_dpi": math.nan,
+        "invisible_text_share": 0.0,
+        "form_fields": 0.0,
+        "attachments": 0.0,
     }
 
 
-def _image_area(page, page_area: float) -> float:
+def _page_objects(page, page_area: float) -> tuple[float, list[float], int, int]:
+    """Image area share, effective image resolutions (dpi), and text objects: all, invisible.
+
+    Invisible text (render mode 3) over a page-sized image is what OCR software adds to scans.
+    """
     import pypdfium2.raw as pdfium_c
 
-    covered = 0.0
-    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2):
+    covered, dpis, texts, invisible = 0.0, [], 0, 0
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_TEXT], max_depth=2):
+        if obj.type == pdfium_c.FPDF_PAGEOBJ_TEXT:
+            texts += 1
+            invisible += pdfium_c.FPDFTextObj_GetTextRenderMode(obj.raw) == pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE
+            continue
         left, bottom, right, top = obj.get_bounds()
-        covered += max(0.0, right - left) * max(0.0, top - bottom)
-    return min(1.0, covered / page_area) if page_area > 0 else 0.0
+        width_pt, height_pt = max(0.0, right - left), max(0.0, top - bottom)
+        covered += width_pt * height_pt
+        try:
+            px_width, _ = obj.get_px_size()
+            if width_pt > 1:
+                dpis.append(px_width / (width_pt / 72.0))
+        except Exception:  # noqa: BLE001 - an undecodable image still covers its area
+            pass
+    share = min(1.0, covered / page_area) if page_area > 0 else 0.0
+    return share, dpis, texts, invisible
+
+
+def _structure(data: bytes) -> dict[str, float]:
+    """Form fields and attachments, read by pypdf; NaN where pypdf cannot read the file."""
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            reader.decrypt("")
+        return {"form_fields": float(len(reader.get_fields() or {})), "attachments": float(len(reader.attachments))}
+    except Exception:  # noqa: BLE001 - pypdf raises many kinds on damaged files; pdfium already read it
+        return {"form_fields": math.nan, "attachments": math.nan}
 
 
 def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +152,8 @@ def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
         meta = pdf.get_metadata_dict(skip_empty=True)
         chars = 0
         image_share = 0.0
+        dpis: list[float] = []
+        text_objects = invisible_objects = 0
         sizes = set()
         rotated = 0
         scanned = min(n_pages, SCAN_PAGES)
@@ -122,7 +164,11 @@ def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
             rotated |= page.get_rotation() != 0
             textpage = page.get_textpage()
             chars += len(textpage.get_text_range().strip())
-            image_share += _image_area(page, width * height)
+            share, page_dpis, texts, invisible = _page_objects(page, width * height)
+            image_share += share
+            dpis += page_dpis
+            text_objects += texts
+            invisible_objects += invisible
             if index == 0:
                 first_size = page_size_class(width, height)
         version = pdf.get_version()
@@ -145,6 +191,9 @@ def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
             "rotated": float(rotated),
             "mixed_page_sizes": float(len(sizes) > 1),
             "risky_keys": float(sum(data.count(key) for key in RISKY_KEYS)),
+            "image_dpi": float(statistics.median(dpis)) if dpis else math.nan,
+            "invisible_text_share": invisible_objects / text_objects if text_objects else 0.0,
+            **_structure(data),
         }
     }
 
