@@ -28,10 +28,11 @@ import pyarrow.parquet as pq
 
 from .analysis import Context, SegmentData, StageClock, WindowAnalysis, analyse_window, code_version
 from .config import JobConfig
+from .embed.arrow import to_arrow, to_matrix
 from .embed.clip import same_embedder
 from .errors import BaselineError
 from .inputs import Window
-from .kinds import FeatureSet, InputError
+from .kinds import FeatureSet
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -60,10 +61,9 @@ def _write_embeddings(path: Path, parts: list[SegmentData], name: str) -> None:
             continue
         sources += [data.source] * len(data.features.ids)
         ids += data.features.ids
-        matrices.append(matrix.astype(np.float32))
+        matrices.append(matrix)
     matrix = np.concatenate(matrices) if matrices else np.zeros((0, 1), np.float32)
-    vectors = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel(), pa.float32()), matrix.shape[1])
-    table = pa.table({"source": pa.array(sources, pa.string()), "input_id": pa.array(ids, pa.string()), "vector": vectors})
+    table = pa.table({"source": pa.array(sources, pa.string()), "input_id": pa.array(ids, pa.string()), "vector": to_arrow(matrix)})
     pq.write_table(table, path)
 
 
@@ -192,8 +192,7 @@ class Baseline:
         for path in sorted(self.directory.glob(f"{kind}.*.embeddings.parquet")):
             name = path.name[len(kind) + 1 : -len(".embeddings.parquet")]
             table = pq.read_table(path, filters=[("source", "=", source)])
-            vectors = table["vector"].combine_chunks()
-            matrix = vectors.values.to_numpy().reshape(len(table), vectors.type.list_size)
+            matrix = to_matrix(table["vector"])
             order = {input_id: row for row, input_id in enumerate(table["input_id"].to_pylist())}
             features.embeddings[name] = matrix[[order[i] for i in features.ids]]
         for path in sorted(self.directory.glob(f"{kind}.*.parquet")):
@@ -202,9 +201,3 @@ class Baseline:
                 continue
             features.tables[table] = read(path)
         return features
-
-    def errors(self, kind: str, source: str) -> list[InputError]:
-        frame = pl.read_parquet(self.directory / "errors.parquet").filter(
-            (pl.col("kind") == kind) & (pl.col("source") == source)
-        )
-        return [InputError(r["input_id"], r["category"], r["message"]) for r in frame.iter_rows(named=True)]

@@ -76,10 +76,10 @@ def run(
     if as_json:
         sys.stdout.write(json.dumps(result.summary, indent=2, default=str) + "\n")
         return
-    _print_run(result)
+    print_run(result)
 
 
-def _print_run(result) -> None:
+def print_run(result) -> None:
     summary = result.summary
     out.print(f"run {summary['run_id']}: window {summary['window']['start'][:10]}, baseline {summary['baseline']['name']}")
     colours = {"none": "green", "info": "cyan", "warning": "yellow", "critical": "red"}

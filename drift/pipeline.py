@@ -24,7 +24,7 @@ from .analysis import Context, StageClock, WindowAnalysis, analyse_window, code_
 from .baselines import Baseline
 from .config import JobConfig
 from .inputs import Window, resolve_uri
-from .progress import Progress
+from .progress import QUIET, Progress
 from .report import render
 from .stats.compare import compare_segment, error_rate_checks
 from .stats.verdict import Verdict, decide, max_severity
@@ -167,7 +167,7 @@ def _json(value: Any) -> str:
 
 
 def run_job(config: JobConfig, day: str | None = None, progress: Progress | None = None) -> RunResult:
-    progress = progress or Progress(enabled=False)
+    progress = progress or QUIET
     window = day_window(config, day)
     for sink in config.alerts.sinks:
         build_sink(sink)  # a missing secret stops the run before any work, not after

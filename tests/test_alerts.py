@@ -21,7 +21,6 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from drift.alerts.deliver import flush, list_alerts
-from drift.config import load_job
 from drift.pipeline import run_job
 
 from .conftest import BASE_DAY

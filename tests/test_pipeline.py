@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from drift.analysis import Context, StageClock
+from drift.analysis import Context, StageClock, code_version
 from drift.baselines import Baseline, build
 from drift.config import load_job
 from drift.errors import BaselineError, StoreLockedError
@@ -19,7 +20,7 @@ from drift.pipeline import run_job
 from drift.progress import QUIET
 from drift.store import writer_lock
 
-from .conftest import BASE_DAY, write_day, write_job
+from .conftest import BASE_DAY, write_day
 
 QUIET_DAY = f"{BASE_DAY + timedelta(days=3):%Y-%m-%d}"
 DRIFT_DAY = f"{BASE_DAY + timedelta(days=4):%Y-%m-%d}"
@@ -47,7 +48,7 @@ def test_baseline_manifest_pins_counts_and_encoder(world):
     assert manifest["embedder"]["model"] == "drift-tiny"
     assert manifest["embedder"]["source"] == "checkpoint"
     assert len(manifest["embedder"]["weights_sha256"]) == 64
-    assert manifest["code_version"].startswith(manifest["code_version"].split("+")[0])
+    assert manifest["code_version"] == code_version() and re.search(r"\+src\.[0-9a-f]{10}$", manifest["code_version"])
     loaded = Baseline(config.baseline_dir)
     features = loaded.features("image", "app")
     assert features.embeddings["clip"].shape == (120, 32)
@@ -190,10 +191,8 @@ def test_second_writer_gets_a_clear_error(world):
 
 
 def test_run_refuses_a_baseline_from_another_encoder(world, tiny_clip):
-    root, job = world
+    _, job = world
     build_baseline(job)
-    arch, _ = tiny_clip
-    write_job(root, tiny_clip, extra="")
     text = job.read_text().replace(f'pretrained = "{tiny_clip[1]}"', 'pretrained = "untrained"')
     job.write_text(text)
     config = load_job(job)

@@ -17,7 +17,6 @@ shared corpus), opened and featurized by the product's own code, then windows ar
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import multiprocessing
 import random

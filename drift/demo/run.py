@@ -59,11 +59,11 @@ def run_demo(folder: Path, progress: Progress, console: Console) -> None:
         "[yellow]note:[/] no model hub is used: the image encoder is UNTRAINED (seeded random weights), "
         "a fair dimensionality reducer for shift tests; set \\[image] pretrained for CLIP weights.",
     )
-    from ..cli import _print_run
+    from ..cli import print_run
 
     for label, day in (("quiet day", demo_world.QUIET_DAY), ("drifted day", demo_world.DRIFT_DAY)):
         console.print(f"\n[bold]{label}[/] {day:%Y-%m-%d}")
-        _print_run(run_job(config, f"{day:%Y-%m-%d}", progress))
+        print_run(run_job(config, f"{day:%Y-%m-%d}", progress))
     console.print(
         f"\ndone in {time.perf_counter() - started:.0f} s.\n"
         f"  store:    {config.store.database}   (duckdb {config.store.database} -readonly)\n"

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..embed.arrow import to_arrow, to_matrix
 from .base import DescriptorFeaturizer, FeatureSet, InputProblem, read_limited
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "MPO")
@@ -240,11 +241,11 @@ class ImageFeaturizer(DescriptorFeaturizer):
 
         if not self.pending:
             return
-        vectors = self.encoder.encode_pixels(np.stack(self.pending)).astype(np.float32)
+        vectors = self.encoder.encode_pixels(np.stack(self.pending))
         table = pa.table(
             {
                 "input_id": pa.array(self.pending_ids, pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), vectors.shape[1]),
+                "vector": to_arrow(vectors),
             }
         )
         if self.writer is None:
@@ -260,9 +261,7 @@ class ImageFeaturizer(DescriptorFeaturizer):
         matrix = np.zeros((0, self.encoder.dim), dtype=np.float32)
         if self.writer is not None:
             self.writer.close()
-            table = pq.read_table(self.spool)
-            vectors = table["vector"].combine_chunks()
-            matrix = vectors.values.to_numpy().reshape(len(table), vectors.type.list_size)
+            matrix = to_matrix(pq.read_table(self.spool)["vector"])
         return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame(), embeddings={"clip": matrix})
 
 
