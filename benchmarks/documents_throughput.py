@@ -1,7 +1,10 @@
 """Documents per second, end to end, as a run opens them: worker processes with the job's limits
-(read, parse with pypdfium2 and pypdf, describe) -> the document featurizer. On the demo's PDFs
-(born-digital invoices, multi-page contracts, phone scans) and on the shared corpus' PDFs
-(ordinary, encrypted, broken and hostile files), with the slowest file of each.
+(read, parse with pypdfium2 and pypdf, describe, extract the text, render the first page) -> the
+document featurizer in the parent, which embeds the text (all-MiniLM-L6-v2) and the page (the
+image encoder: ViT-B-32, untrained weights) in batches. Also without the embeddings, to show what
+they cost. On the demo's PDFs (born-digital invoices, multi-page contracts, phone scans) and on the
+shared corpus' PDFs (ordinary, encrypted, broken and hostile files), with the slowest file of each
+(timed inside its worker: parsing and rendering, not embedding).
 
     python benchmarks/documents_throughput.py [--demo 300] [--workers 2]
 """
@@ -14,13 +17,14 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 from drift.demo import world
 from drift.isolation import Task, open_all
 from drift.kinds import KINDS, InputError, InputProblem
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pdf"
-LIMITS = {"max_bytes": 50_000_000, "max_pages": 500}
+LIMITS = {"max_bytes": 50_000_000, "max_pages": 500, "text_chars": 2000, "page_size": 224}
 TIMEOUT = 30.0
 
 
@@ -52,12 +56,31 @@ def timed_open(target, limits):
     return {**result, "seconds": time.perf_counter() - started}
 
 
-def measure(paths: list[Path], workers: int) -> dict:
-    featurizer = KINDS["document"].featurizer(None, "bench")
+def context(embed: bool, folder: Path):
+    """What the document kind asks of a run: its settings and the two encoders."""
+    from drift.embed.clip import ImageEncoder
+    from drift.embed.text import TextEncoder
+
+    encoders = {}
+    if embed:
+        encoders = {"clip": ImageEncoder("ViT-B-32", "untrained", seed=0), "text": TextEncoder()}
+    return SimpleNamespace(
+        image_encoder=lambda: encoders["clip"],
+        text_encoder=lambda: encoders["text"],
+        config=SimpleNamespace(
+            document=SimpleNamespace(text_model="all-MiniLM-L6-v2" if embed else "none", page_embedding=embed, batch_size=32)
+        ),
+        spool_path=lambda kind, source, name: folder / f"{source}.{name}.parquet",
+    )
+
+
+def measure(paths: list[Path], workers: int, embed: bool, folder: Path) -> dict:
+    featurizer = KINDS["document"].featurizer(context(embed, folder), "bench")
+    limits = LIMITS if embed else {**LIMITS, "page_size": 0}
     outcomes: Counter = Counter()
     slowest = (0.0, "")
     started = time.perf_counter()
-    tasks = (Task(str(p), timed_open, p, LIMITS, TIMEOUT) for p in paths)
+    tasks = (Task(str(p), timed_open, p, limits, TIMEOUT) for p in paths)
     for input_id, opened in open_all(tasks, workers=workers, memory_mb=2048, tasks_per_worker=500):
         if isinstance(opened, InputError):  # timeouts and crashes: the worker did not report a time
             outcomes[opened.category] += 1
@@ -81,9 +104,14 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows.append(("demo PDFs (1/3 each: invoices, 2-6 page contracts, scans)", measure(demo_pdfs(Path(tmp), args.demo), args.workers)))
-    if CORPUS.is_dir():
-        rows.append(("shared corpus, every file under pdf/", measure(sorted(p for p in CORPUS.rglob("*") if p.is_file()), args.workers)))
+        folder = Path(tmp)
+        demo = demo_pdfs(folder, args.demo)
+        corpus = sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []
+        for embed in (False, True):
+            mode = "with text and page embeddings" if embed else "descriptors only"
+            rows.append((f"demo PDFs (1/3 each: invoices, 2-6 page contracts, scans), {mode}", measure(demo, args.workers, embed, folder)))
+            if corpus:
+                rows.append((f"shared corpus, every file under pdf/, {mode}", measure(corpus, args.workers, embed, folder)))
     print(f"{args.workers} worker processes, {TIMEOUT:g} s timeout per file, limits {LIMITS}\n")
     print("| files | n | seconds | documents/s | slowest file | outcomes |")
     print("|---|---:|---:|---:|---|---|")

@@ -17,7 +17,7 @@ import tempfile
 import weakref
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -105,6 +105,8 @@ class Context:
             weakref.finalize(self, shutil.rmtree, spool_dir, ignore_errors=True)
         self.spool_dir = spool_dir  # where featurizers stream embeddings to
         self._image_encoder = None
+        self._text_encoder = None
+        self.keep_documents = False  # payload kinds hand the parsed documents on (union schemas)
 
     def spool_path(self, kind: str, source: str, embedding: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", source)
@@ -121,8 +123,25 @@ class Context:
                 )
         return self._image_encoder
 
+    def text_encoder(self):
+        if self._text_encoder is None:
+            from .embed.text import TextEncoder
+
+            section = self.config.document
+            with self.progress.status(f"loading text encoder {section.text_model}"):
+                self._text_encoder = TextEncoder(section.text_model, section.text_chars, self.config.image.threads)
+        return self._text_encoder
+
+    def encoder(self, name: str):
+        return {"clip": self.image_encoder, "text": self.text_encoder}[name]()
+
+    def encoders_for(self, kinds: set[str]) -> set[str]:
+        return set().union(*(KINDS[k].encoders(self.config) for k in kinds)) if kinds else set()
+
     def embedder_identity(self, kinds: set[str]) -> dict[str, Any] | None:
-        return self.image_encoder().identity() if "image" in kinds else None
+        """The identity of every encoder these kinds use, by embedding name; None when they use none."""
+        names = self.encoders_for(kinds)
+        return {name: self.encoder(name).identity() for name in sorted(names)} or None
 
 
 @dataclass
@@ -162,7 +181,10 @@ def _target(row: dict[str, Any], roots: list[Path]) -> tuple[Any, InputError | N
     return path, None
 
 
-def analyse_window(config: JobConfig, window: Window, context: Context, clock: StageClock) -> WindowAnalysis:
+def analyse_window(
+    config: JobConfig, window: Window, context: Context, clock: StageClock, kinds: set[str] | None = None
+) -> WindowAnalysis:
+    """`kinds` limits the work to some input kinds (`drift fingerprint` opens only payloads)."""
     with clock.stage("sample") as counter:
         con = connect()
         try:
@@ -173,6 +195,12 @@ def analyse_window(config: JobConfig, window: Window, context: Context, clock: S
         counter["items"] = sample.rows.height
 
     population = {(r["kind"], r["source"]): r["n_population"] for r in sample.population.iter_rows(named=True)}
+    if kinds is not None:
+        sample = replace(
+            sample,
+            rows=sample.rows.filter(pl.col("kind").is_in(sorted(kinds))),
+            population=sample.population.filter(pl.col("kind").is_in(sorted(kinds))),
+        )
     rows = sample.rows.to_dicts()
     segments: dict[Segment, SegmentData] = {}
     featurizers: dict[Segment, Any] = {}

@@ -2,13 +2,13 @@
 
 Layout of `<baseline dir>/<job>/<name>/`:
 
-    manifest.json                      window, counts, code version, embedder identity, file sha256s
+    manifest.json                      window, counts, code version, encoder identities, file sha256s
     <kind>.descriptors.parquet         source, input_id, one column per descriptor
     <kind>.<name>.embeddings.parquet   source, input_id, vector (fixed-size float32 array)
     <kind>.<table>.parquet             source + the kind's long table (payload paths)
     errors.parquet                     kind, source, input_id, category, message
 
-The manifest pins the embedder: a run whose encoder differs is refused, because distances between
+The manifest pins every encoder (by embedding name): a run whose encoder differs is refused, because distances between
 vectors from two different encoders mean nothing.
 """
 
@@ -29,13 +29,13 @@ import pyarrow.parquet as pq
 from .analysis import Context, SegmentData, StageClock, WindowAnalysis, analyse_window, code_version
 from .config import JobConfig
 from .embed.arrow import to_arrow, to_matrix
-from .embed.clip import same_embedder
+from .embed.identity import same_encoder
 from .errors import BaselineError
 from .inputs import Window
 from .kinds import FeatureSet
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the embedder is recorded per encoder ({"clip": ..., "text": ...})
 
 
 def _sha256(path: Path) -> str:
@@ -165,17 +165,20 @@ class Baseline:
     def embedder(self) -> dict | None:
         return self.manifest.get("embedder")
 
-    def check_embedder(self, identity: dict | None) -> None:
-        if self.embedder is None or identity is None:
-            return
-        if not same_embedder(self.embedder, identity):
-            old, new = self.embedder, identity
-            raise BaselineError(
-                f"the image encoder differs from baseline {self.name!r}'s: baseline {old['model']} "
-                f"({old['source']}, sha256 {old['weights_sha256'][:12]}), this run {new['model']} "
-                f"({new['source']}, sha256 {new['weights_sha256'][:12]}); rebuild the baseline with this "
-                "encoder, or set [image] back to the baseline's"
-            )
+    def check_embedder(self, context: Context) -> None:
+        """Refuse a run whose encoders would make vectors that cannot be compared with the baseline's."""
+        recorded = self.embedder or {}
+        kinds = {s["kind"] for s in self.manifest["segments"]}
+        for name in sorted(context.encoders_for(kinds) & set(recorded)):
+            old, new = recorded[name], context.encoder(name).identity()
+            if not same_encoder(old, new):
+                label, section = ("image", "[image]") if name == "clip" else ("text", "[document] text_model")
+                raise BaselineError(
+                    f"the {label} encoder differs from baseline {self.name!r}'s: baseline {old['model']} "
+                    f"({old['source']}, sha256 {old['weights_sha256'][:12]}), this run {new['model']} "
+                    f"({new['source']}, sha256 {new['weights_sha256'][:12]}); rebuild the baseline with this "
+                    f"encoder, or set {section} back to the baseline's"
+                )
 
     def features(self, kind: str, source: str) -> FeatureSet:
         def read(path: Path) -> pl.DataFrame | None:

@@ -101,6 +101,13 @@ class ImageSection(_Section):
 
 
 class DocumentSection(_Section):
+    text_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="sentence encoder for the text: 'all-MiniLM-L6-v2' (bundled), a saved sentence-transformers folder, or 'none'",
+    )
+    text_chars: int = Field(default=2000, ge=100, le=100_000, description="characters of text embedded per document")
+    page_embedding: bool = Field(default=True, description="embed the rendered first page with the [image] encoder")
+    batch_size: int = Field(default=32, ge=1, le=1024)
     max_bytes: int = Field(default=50_000_000, gt=0)
     max_pages: int = Field(default=500, gt=0)
     timeout_s: float = Field(default=30.0, gt=0)
@@ -284,6 +291,8 @@ def load_job(path: str | Path) -> JobConfig:
     pretrained = config.image.pretrained
     if _looks_like_path(pretrained):
         config.image.pretrained = str(_resolve(base, Path(pretrained)))
+    if config.document.text_model not in ("all-MiniLM-L6-v2", "none"):
+        config.document.text_model = str(_resolve(base, Path(config.document.text_model)))
     return config
 
 

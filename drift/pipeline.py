@@ -179,8 +179,7 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
         shutil.rmtree(report_dir / "embeddings", ignore_errors=True)
         context = Context(config, progress, spool_dir=report_dir / "embeddings")
         baseline = Baseline(config.baseline_dir)
-        if baseline.embedder is not None:
-            baseline.check_embedder(context.embedder_identity({"image"}))
+        baseline.check_embedder(context)
         analysis = analyse_window(config, window, context, clock)
         with clock.stage("compare") as counter:
             verdicts = _segment_verdicts(config, analysis, baseline, context)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is
 
 LIMITS = {
     "image": {"max_bytes": 25_000_000, "max_pixels": 50_000_000, "crop_size": 224},
-    "document": {"max_bytes": 50_000_000, "max_pages": 500},
+    "document": {"max_bytes": 50_000_000, "max_pages": 500, "text_chars": 2000, "page_size": 224},
     "payload": {"max_bytes": 10_000_000, "max_depth": 64, "max_array": 100_000},
 }
 # Categories that mean "we could not say what was wrong": none of the corpus may end there.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift.embed.clip import ImageEncoder, same_embedder
+from drift.embed.clip import ImageEncoder
+from drift.embed.identity import same_encoder
 from drift.errors import EmbedderError
 
 
@@ -21,7 +22,7 @@ def test_checkpoint_loads_through_open_clip_and_embeds(tiny_clip):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     again = ImageEncoder("drift-tiny", str(checkpoint), architecture=arch)
     assert np.allclose(again.encode_pixels(pixels), vectors)
-    assert same_embedder(identity, again.identity())
+    assert same_encoder(identity, again.identity())
 
 
 def test_untrained_is_seeded_and_distinct_from_the_checkpoint(tiny_clip):
@@ -31,7 +32,7 @@ def test_untrained_is_seeded_and_distinct_from_the_checkpoint(tiny_clip):
     c = ImageEncoder("drift-tiny", "untrained", seed=2, architecture=arch)
     loaded = ImageEncoder("drift-tiny", str(checkpoint), architecture=arch)
     assert a.sha256 == b.sha256 != c.sha256
-    assert not same_embedder(a.identity(), loaded.identity())
+    assert not same_encoder(a.identity(), loaded.identity())
     assert "UNTRAINED" in a.describe() and a.identity()["seed"] == 1
 
 
@@ -57,4 +58,19 @@ def test_int8_mode_is_close_to_fp32_and_part_of_the_identity(tiny_clip):
     cosine = np.sum(fp32.encode_pixels(pixels) * int8.encode_pixels(pixels), axis=1)
     assert cosine.min() > 0.98
     assert fp32.sha256 == int8.sha256  # the same weights...
-    assert not same_embedder(fp32.identity(), int8.identity())  # ...but not the same vectors
+    assert not same_encoder(fp32.identity(), int8.identity())  # ...but not the same vectors
+
+
+def test_int8_vectors_do_not_depend_on_their_batch_partners(tiny_clip):
+    """Dynamic int8 scales activations by the batch's range; a quiet day must not look drifted
+    because its items were batched with other items than the baseline's."""
+    arch, checkpoint = tiny_clip
+    int8 = ImageEncoder("drift-tiny", str(checkpoint), architecture=arch, quantize="int8")
+    rng = np.random.default_rng(2)
+    item = rng.integers(100, 140, (1, 64, 64, 3), dtype=np.uint8)
+    quiet_partners = rng.integers(100, 140, (7, 64, 64, 3), dtype=np.uint8)
+    loud_partners = rng.integers(0, 255, (7, 64, 64, 3), dtype=np.uint8)
+    alone = int8.encode_pixels(item)[0]
+    with_quiet = int8.encode_pixels(np.concatenate([item, quiet_partners]))[0]
+    with_loud = int8.encode_pixels(np.concatenate([item, loud_partners]))[0]
+    assert np.array_equal(alone, with_quiet) and np.array_equal(alone, with_loud)

@@ -17,7 +17,7 @@ from drift.kinds.image import open_image
 from drift.kinds.payload import open_payload
 
 IMAGE_LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000, "crop_size": 32}
-DOC_LIMITS = {"max_bytes": 5_000_000, "max_pages": 50}
+DOC_LIMITS = {"max_bytes": 5_000_000, "max_pages": 50, "text_chars": 2000, "page_size": 32}
 PAYLOAD_LIMITS = {"max_bytes": 100_000, "max_depth": 8, "max_array": 100}
 
 
@@ -106,6 +106,22 @@ def test_born_digital_and_scanned_pdfs_differ_where_it_matters():
     assert scanned["text_layer"] == 0.0 and scanned["image_area_share"] > 0.9
     assert (digital["producer_family"], scanned["producer_family"]) == ("office", "scanner")
     assert digital["page_size"] == "a4"
+
+
+def test_documents_give_their_text_and_first_page_to_the_encoders(tmp_path):
+    rng = random.Random(0)
+    digital = open_document(demo_world.invoice_pdf(rng), {**DOC_LIMITS, "text_chars": 300})
+    assert digital["text"].startswith("INVOICE ") and len(digital["text"]) == 300 and "\n" not in digital["text"]
+    page = digital["page"]
+    assert page.shape == (32, 32, 3) and page.dtype == np.uint8
+    # An A4 page letterboxed on white: white bands left and right, the page itself in the middle.
+    assert page[:, 0].min() == 255 and page[:, -1].min() == 255 and page[:, 8:24].min() < 255
+    scanned = open_document(demo_world.scanned_pdf(rng), DOC_LIMITS)
+    assert scanned["text"] == "" and scanned["page"].mean() < page.mean()
+    assert open_document(demo_world.invoice_pdf(rng), {**DOC_LIMITS, "page_size": 0})["page"] is None
+    note = tmp_path / "note.txt"
+    note.write_text("Pay   within\n30 days.")
+    assert open_document(note, DOC_LIMITS) | {"descriptors": None} == {"descriptors": None, "text": "Pay within 30 days.", "page": None}
 
 
 def test_document_failures_are_classified(tmp_path):

@@ -20,7 +20,7 @@ from drift.pipeline import run_job
 from drift.progress import QUIET
 from drift.store import writer_lock
 
-from .conftest import BASE_DAY, write_day
+from .conftest import BASE_DAY, write_day, write_job
 
 QUIET_DAY = f"{BASE_DAY + timedelta(days=3):%Y-%m-%d}"
 DRIFT_DAY = f"{BASE_DAY + timedelta(days=4):%Y-%m-%d}"
@@ -45,9 +45,9 @@ def test_baseline_manifest_pins_counts_and_encoder(world):
     segments = {(s["kind"], s["source"]): s for s in manifest["segments"]}
     assert set(segments) == {("image", "app"), ("document", "partner"), ("payload", "orders")}
     assert all(s["n_sampled"] == 120 and s["n_items"] == 120 for s in segments.values())
-    assert manifest["embedder"]["model"] == "drift-tiny"
-    assert manifest["embedder"]["source"] == "checkpoint"
-    assert len(manifest["embedder"]["weights_sha256"]) == 64
+    assert manifest["embedder"]["clip"]["model"] == "drift-tiny"
+    assert manifest["embedder"]["clip"]["source"] == "checkpoint"
+    assert len(manifest["embedder"]["clip"]["weights_sha256"]) == 64
     assert manifest["code_version"] == code_version() and re.search(r"\+src\.[0-9a-f]{10}$", manifest["code_version"])
     loaded = Baseline(config.baseline_dir)
     features = loaded.features("image", "app")
@@ -243,3 +243,35 @@ def test_run_embeddings_stream_to_parquet_beside_the_report(world):
     stale.write_bytes(b"old")
     run_job(config, QUIET_DAY)
     assert not stale.exists()  # a rerun replaces the run's files too
+
+
+def test_documents_new_template_and_scan_wave_are_named(tmp_path, tiny_clip):
+    """A new template moves the document embeddings; a wave of scans moves the descriptors that
+    say 'scan'. A day like the baseline moves neither (test_quiet_day_no_alert...)."""
+    for d in range(3):
+        write_day(tmp_path, BASE_DAY + timedelta(days=d), seed=d)
+    write_day(tmp_path, BASE_DAY + timedelta(days=3), seed=20, new_template=0.4)
+    write_day(tmp_path, BASE_DAY + timedelta(days=4), seed=21, scans=0.4)
+    config, _ = build_baseline(write_job(tmp_path, tiny_clip))
+
+    def drifted_findings(day):
+        summary = run_job(config, day).summary
+        segment = next(s for s in summary["segments"] if s["kind"] == "document")
+        assert segment["drifted"]
+        for alert in summary["alerts"]:  # each target named once, though several methods found it
+            targets = alert["title"].split(" drift: ")[1].split(" (+")[0].split(", ")
+            assert len(targets) == len(set(targets)), alert["title"]
+        return summary["run_id"], {(f["check"], f["target"]) for f in segment["findings"] if f["status"] == "drift"}
+
+    _, template = drifted_findings(QUIET_DAY)
+    assert {("embedding", "text"), ("embedding", "page")} <= template
+    run_id, scans = drifted_findings(DRIFT_DAY)
+    assert {("descriptor", "text_layer"), ("descriptor", "image_area_share")} <= scans
+    ranked = rows(
+        config,
+        "SELECT input_id FROM outliers WHERE run_id = ? AND kind = 'document' AND target = 'text' ORDER BY rank LIMIT 10",
+        [run_id],
+    )
+    # The documents least like the baseline are the day's scans: its first 16 documents, which
+    # follow the 40 images in the log (input ids partner-<day>-0040 .. 0055).
+    assert len(ranked) == 10 and all(40 <= int(i.rsplit("-", 1)[1]) < 56 for (i,) in ranked)

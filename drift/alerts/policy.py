@@ -41,8 +41,10 @@ def plan_alerts(
         for family, findings in sorted(by_family.items()):
             findings.sort(key=lambda f: -(f.result.effect_size or 0))
             severity = max_severity(f.severity for f in findings)
-            targets = ", ".join(f.result.target for f in findings[:MAX_FINDINGS_IN_TITLE])
-            more = f" (+{len(findings) - MAX_FINDINGS_IN_TITLE} more)" if len(findings) > MAX_FINDINGS_IN_TITLE else ""
+            # Several methods test one target (an embedding: mmd, pca_ks, classifier); name it once.
+            names = list(dict.fromkeys(f.result.target for f in findings))
+            targets = ", ".join(names[:MAX_FINDINGS_IN_TITLE])
+            more = f" (+{len(names) - MAX_FINDINGS_IN_TITLE} more)" if len(names) > MAX_FINDINGS_IN_TITLE else ""
             title = f"[{severity}] {config.name}: {kind}/{source} {family.replace('_', ' ')} drift: {targets}{more}"
             alerts.append(
                 PlannedAlert(

@@ -1,7 +1,7 @@
 """The open_clip image encoder, from a hub tag, a local checkpoint, or seeded random weights.
 
 The encoder's identity (model, weight source, sha256 of the weights, preprocessing) is stored with
-every baseline and run; embeddings from two different identities are never compared.
+every baseline and run (see drift.embed.identity).
 
 `untrained` is a deliberate choice, not a fallback: a seeded, randomly initialised network is a
 fair dimensionality reducer for shift detection (Rabanser et al., "Failing Loudly", NeurIPS 2019),
@@ -10,7 +10,6 @@ and it is the only encoder a machine without a model hub can build. Reports say 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
@@ -20,18 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedderError
+from .identity import weights_sha256
 
 UNTRAINED = "untrained"
-
-
-def weights_sha256(model) -> str:
-    """sha256 over every tensor of the state dict in key order: the same weights give the same hash
-    whatever file format or source they came from."""
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def source_of(pretrained: str) -> str:
@@ -109,8 +99,9 @@ class ImageEncoder:
         self.sha256 = weights_sha256(model)  # of the weights as loaded, before any quantisation
         self.quantize = quantize
         if quantize == "int8":
-            # Dynamic int8 Linear layers: measured 2.1x faster on 2 cores, cosine 0.9999 to fp32
-            # (benchmarks/RESULTS.md). Part of the identity: int8 and fp32 vectors are not compared.
+            # Dynamic int8 Linear layers, one item at a time (see encode_pixels): faster than fp32
+            # batches on a CPU (benchmarks/RESULTS.md). Part of the identity: int8 and fp32 vectors
+            # are not compared.
             with warnings.catch_warnings():  # torch announces a future move of this API to torchao
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", UserWarning)
@@ -139,7 +130,7 @@ class ImageEncoder:
                 "std": [round(float(v), 8) for v in self.std],
                 "normalise_output": "l2",
             },
-            "quantize": self.quantize,
+            "quantize": self.quantize + (" (dynamic, one item per forward pass)" if self.quantize == "int8" else ""),
         }
 
     def describe(self) -> str:
@@ -157,15 +148,12 @@ class ImageEncoder:
 
         x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
         x = (x - torch.from_numpy(self.mean)[:, None, None]) / torch.from_numpy(self.std)[:, None, None]
+        # Dynamic int8 scales each layer's input by its range over the whole batch, so an item's
+        # vector would depend on its batch partners: measured 0.011 of movement against 0.022
+        # between two near-identical invoice pages, enough to page on a quiet day. One item at a
+        # time keeps every vector a function of its own pixels.
+        chunks = x.split(1) if self.quantize == "int8" else (x,)
         with torch.inference_mode():
-            out = self.model.encode_image(x)
+            out = torch.cat([self.model.encode_image(chunk) for chunk in chunks])
             out = torch.nn.functional.normalize(out, dim=-1)
         return out.numpy().astype(np.float32, copy=False)
-
-
-def same_embedder(a: dict | None, b: dict | None) -> bool:
-    """Identities match when everything that shapes a vector matches (the pretrained label may not)."""
-    if a is None or b is None:
-        return a is b
-    keys = ("model", "source", "weights_sha256", "dim", "preprocess", "quantize")
-    return all(a.get(k) == b.get(k) for k in keys)

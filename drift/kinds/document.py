@@ -16,6 +16,15 @@ scanner change shows, and keeps the cost of a 500-page contract bounded.
                                         as placed on the page); NaN without images
     invisible_text_share                share of text objects drawn invisibly (OCR layers on scans)
     form_fields, attachments            counted by pypdf; NaN when pypdf cannot read the file
+
+Two embeddings, so that a new template or a change of content shows even when no descriptor moves:
+
+    text    the first `[document] text_chars` characters of the scanned pages' text (whitespace
+            collapsed) through the sentence encoder (all-MiniLM-L6-v2). A scan without a text
+            layer embeds the empty text, so a wave of scans moves this embedding too.
+    page    the first page rendered whole, letterboxed on white to the image encoder's input size,
+            through the job's [image] encoder. Plain-text files have no page: their row is left
+            out of the page tests.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..embed.spool import EmbeddingSpool
 from .base import DescriptorFeaturizer, FeatureSet, InputProblem, read_limited
 
 SCAN_PAGES = 5
@@ -63,7 +75,27 @@ def page_size_class(width_pt: float, height_pt: float) -> str:
     return "other"
 
 
-def _describe_text(data: bytes) -> dict[str, Any]:
+def _embeddable(text: str, limits: dict[str, Any]) -> str:
+    return " ".join(text.split())[: limits["text_chars"]]
+
+
+def render_first_page(page, size: int) -> np.ndarray | None:
+    """The whole page, letterboxed on white into a size x size square (uint8 HxWx3).
+
+    The whole page and not a centre crop: a template shows in its header and footer.
+    """
+    from PIL import Image
+
+    width, height = page.get_size()
+    if not (width > 1 and height > 1):
+        return None
+    rendered = page.render(scale=size / max(width, height)).to_pil().convert("RGB")
+    square = Image.new("RGB", (size, size), (255, 255, 255))
+    square.paste(rendered, ((size - rendered.width) // 2, (size - rendered.height) // 2))
+    return np.asarray(square, dtype=np.uint8)
+
+
+def _describe_text(data: bytes) -> tuple[dict[str, Any], str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -84,7 +116,7 @@ def _describe_text(data: bytes) -> dict[str, Any]:
         "invisible_text_share": 0.0,
         "form_fields": 0.0,
         "attachments": 0.0,
-    }
+    }, text
 
 
 def _page_objects(page, page_area: float) -> tuple[float, list[float], int, int]:
@@ -127,14 +159,18 @@ def _structure(data: bytes) -> dict[str, float]:
 
 
 def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
-    """Worker side: a PDF or text file -> descriptors."""
+    """Worker side: a PDF or text file -> descriptors, the text to embed, and the first page's pixels.
+
+    `limits["page_size"]` is the image encoder's input size, 0 when pages are not embedded.
+    """
     import pypdfium2 as pdfium
 
     data = target if isinstance(target, bytes) else read_limited(target, limits["max_bytes"])
     if not data:
         raise InputProblem("empty", "the file is empty")
     if not isinstance(target, bytes) and Path(target).suffix.lower() in TEXT_SUFFIXES:
-        return {"descriptors": _describe_text(data)}
+        descriptors, text = _describe_text(data)
+        return {"descriptors": descriptors, "text": _embeddable(text, limits), "page": None}
     if b"%PDF-" not in data[:1024]:
         raise InputProblem("not_pdf", "no %PDF- header in the first 1024 bytes")
     try:
@@ -151,6 +187,8 @@ def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
             raise InputProblem("too_many_pages", f"{n_pages} pages, over the limit of {limits['max_pages']}")
         meta = pdf.get_metadata_dict(skip_empty=True)
         chars = 0
+        page_texts: list[str] = []
+        page_pixels = None
         image_share = 0.0
         dpis: list[float] = []
         text_objects = invisible_objects = 0
@@ -163,7 +201,9 @@ def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
             sizes.add((round(width), round(height)))
             rotated |= page.get_rotation() != 0
             textpage = page.get_textpage()
-            chars += len(textpage.get_text_range().strip())
+            text = textpage.get_text_range()
+            chars += len(text.strip())
+            page_texts.append(text)
             share, page_dpis, texts, invisible = _page_objects(page, width * height)
             image_share += share
             dpis += page_dpis
@@ -171,6 +211,8 @@ def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
             invisible_objects += invisible
             if index == 0:
                 first_size = page_size_class(width, height)
+                if limits["page_size"]:
+                    page_pixels = render_first_page(page, limits["page_size"])
         version = pdf.get_version()
     except InputProblem:
         raise
@@ -194,8 +236,30 @@ def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
             "image_dpi": float(statistics.median(dpis)) if dpis else math.nan,
             "invisible_text_share": invisible_objects / text_objects if text_objects else 0.0,
             **_structure(data),
-        }
+        },
+        "text": _embeddable("\n".join(page_texts), limits),
+        "page": page_pixels,
     }
+
+
+class DocumentFeaturizer(DescriptorFeaturizer):
+    """Descriptors, plus the text through the sentence encoder and the first page through the image
+    encoder, each embedded in batches while workers keep opening files."""
+
+    def __init__(self, spools: dict[str, EmbeddingSpool]):
+        super().__init__()
+        self.spools = spools
+
+    def add(self, input_id: str, opened: dict[str, Any]) -> None:
+        super().add(input_id, opened)
+        if "text" in self.spools:
+            self.spools["text"].add(input_id, opened["text"])
+        if "page" in self.spools and opened["page"] is not None:
+            self.spools["page"].add(input_id, opened["page"])
+
+    def finish(self) -> FeatureSet:
+        embeddings = {name: spool.matrix(self.ids) for name, spool in self.spools.items()}
+        return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame(), embeddings=embeddings)
 
 
 class DocumentKind:
@@ -204,13 +268,33 @@ class DocumentKind:
 
     def limits(self, context) -> dict[str, Any]:
         section = context.config.document
-        return {"max_bytes": section.max_bytes, "max_pages": section.max_pages}
+        return {
+            "max_bytes": section.max_bytes,
+            "max_pages": section.max_pages,
+            "text_chars": section.text_chars,
+            "page_size": context.image_encoder().image_size if section.page_embedding else 0,
+        }
 
     def timeout(self, context) -> float:
         return context.config.document.timeout_s
 
-    def featurizer(self, context, source: str) -> DescriptorFeaturizer:
-        return DescriptorFeaturizer()
+    def encoders(self, config) -> set[str]:
+        section = config.document
+        return ({"clip"} if section.page_embedding else set()) | ({"text"} if section.text_model != "none" else set())
+
+    def featurizer(self, context, source: str) -> DocumentFeaturizer:
+        section = context.config.document
+        spools: dict[str, EmbeddingSpool] = {}
+        if section.text_model != "none":
+            text = context.text_encoder()
+            spools["text"] = EmbeddingSpool(text.encode, text.dim, section.batch_size, context.spool_path(self.name, source, "text"))
+        if section.page_embedding:
+            image = context.image_encoder()
+            spools["page"] = EmbeddingSpool(
+                lambda pages: image.encode_pixels(np.stack(pages)), image.dim, section.batch_size,
+                context.spool_path(self.name, source, "page"),
+            )
+        return DocumentFeaturizer(spools)
 
     def extra_checks(self, ref: FeatureSet, cur: FeatureSet, context) -> list:
         return []

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embed.arrow import to_arrow, to_matrix
+from ..embed.spool import EmbeddingSpool
 from .base import DescriptorFeaturizer, FeatureSet, InputProblem, read_limited
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "MPO")
@@ -212,57 +212,18 @@ def open_image(target, limits: dict[str, Any]) -> dict[str, Any]:
 
 
 class ImageFeaturizer(DescriptorFeaturizer):
-    """Collects descriptors and embeds pixels in batches while workers keep decoding.
-
-    Each batch's vectors go straight to a Parquet file (`spool`), so nothing but the current batch
-    of pixels is held while the window is being opened; `finish` reads the vectors back for the
-    tests, which need them all at once.
-    """
+    """Collects descriptors and embeds the crops in batches while workers keep decoding."""
 
     def __init__(self, encoder, batch_size: int, spool: Path):
         super().__init__()
-        self.encoder = encoder
-        self.batch_size = batch_size
-        self.spool = spool
-        self.pending: list[np.ndarray] = []
-        self.pending_ids: list[str] = []
-        self.writer = None
+        self.spool = EmbeddingSpool(lambda crops: encoder.encode_pixels(np.stack(crops)), encoder.dim, batch_size, spool)
 
     def add(self, input_id: str, opened: dict[str, Any]) -> None:
         super().add(input_id, opened)
-        self.pending.append(opened["pixels"])
-        self.pending_ids.append(input_id)
-        if len(self.pending) >= self.batch_size:
-            self._flush()
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if not self.pending:
-            return
-        vectors = self.encoder.encode_pixels(np.stack(self.pending))
-        table = pa.table(
-            {
-                "input_id": pa.array(self.pending_ids, pa.string()),
-                "vector": to_arrow(vectors),
-            }
-        )
-        if self.writer is None:
-            self.spool.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.spool, table.schema)
-        self.writer.write_table(table)
-        self.pending, self.pending_ids = [], []
+        self.spool.add(input_id, opened["pixels"])
 
     def finish(self) -> FeatureSet:
-        import pyarrow.parquet as pq
-
-        self._flush()
-        matrix = np.zeros((0, self.encoder.dim), dtype=np.float32)
-        if self.writer is not None:
-            self.writer.close()
-            matrix = to_matrix(pq.read_table(self.spool)["vector"])
-        return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame(), embeddings={"clip": matrix})
+        return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame(), embeddings={"clip": self.spool.matrix(self.ids)})
 
 
 class ImageKind:
@@ -278,6 +239,9 @@ class ImageKind:
 
     def timeout(self, context) -> float:
         return context.config.image.timeout_s
+
+    def encoders(self, config) -> set[str]:
+        return {"clip"}
 
     def featurizer(self, context, source: str) -> ImageFeaturizer:
         return ImageFeaturizer(

@@ -216,6 +216,9 @@ class PayloadKind:
     def timeout(self, context) -> float:
         return context.config.payload.timeout_s
 
+    def encoders(self, config) -> set[str]:
+        return set()
+
     def featurizer(self, context, source: str) -> PayloadFeaturizer:
         return PayloadFeaturizer()
 

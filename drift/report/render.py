@@ -81,15 +81,25 @@ def states(detail: dict) -> tuple[str, str]:
     return "", ""
 
 
-def encoder_line(encoder: dict | None) -> str:
-    if not encoder:
-        return "Image encoder: none (no image segments)."
-    label = {
-        "untrained": f"UNTRAINED (seeded random weights, seed {encoder.get('seed')}): a dimensionality reducer, not a semantic model",
-        "checkpoint": f"local checkpoint {encoder.get('pretrained')}",
-        "hub": f"open_clip tag {encoder.get('pretrained')}",
-    }[encoder["source"]]
-    return f"Image encoder: open_clip {encoder['model']}, {label}; weights sha256 {encoder['weights_sha256'][:16]}."
+def encoder_line(encoders: dict | None) -> str:
+    """One sentence per encoder the run used (see drift.embed.identity)."""
+    if not encoders:
+        return "Encoders: none (no image or document segments)."
+    sentences = []
+    if "clip" in encoders:
+        clip = encoders["clip"]
+        label = {
+            "untrained": f"UNTRAINED (seeded random weights, seed {clip.get('seed')}): a dimensionality reducer, not a semantic model",
+            "checkpoint": f"local checkpoint {clip.get('pretrained')}",
+            "hub": f"open_clip tag {clip.get('pretrained')}",
+        }[clip["source"]]
+        sentences.append(f"Image encoder: open_clip {clip['model']}, {label}; weights sha256 {clip['weights_sha256'][:16]}.")
+    if "text" in encoders:
+        text = encoders["text"]
+        sentences.append(
+            f"Text encoder: sentence-transformers {text['model']} ({text['source']}); weights sha256 {text['weights_sha256'][:16]}."
+        )
+    return " ".join(sentences)
 
 
 def markdown(summary: dict[str, Any]) -> str:

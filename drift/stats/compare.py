@@ -37,11 +37,17 @@ def embedding_checks(ref: FeatureSet, cur: FeatureSet, seed: int) -> list[TestRe
     results = []
     for name, ref_matrix in ref.embeddings.items():
         cur_matrix = cur.embeddings.get(name)
-        if cur_matrix is None or len(cur_matrix) == 0 or len(ref_matrix) == 0:
+        if cur_matrix is None:
+            continue
+        # Items without this embedding (a text file has no page) are NaN rows: left out.
+        ref_matrix = ref_matrix[np.isfinite(ref_matrix).all(axis=1)]
+        embedded = np.flatnonzero(np.isfinite(cur_matrix).all(axis=1))
+        cur_matrix, cur_ids = cur_matrix[embedded], [cur.ids[i] for i in embedded]
+        if len(cur_matrix) == 0 or len(ref_matrix) == 0:
             continue
         classifier, scores = classifier_test(ref_matrix, cur_matrix, seed=seed)
         order = np.argsort(-np.nan_to_num(scores, nan=-np.inf))[:RANKED]
-        ranking = tuple((cur.ids[i], float(scores[i])) for i in order if np.isfinite(scores[i]))
+        ranking = tuple((cur_ids[i], float(scores[i])) for i in order if np.isfinite(scores[i]))
         results += [
             mmd_test(ref_matrix, cur_matrix, seed=seed).labelled(family="embedding", target=name),
             componentwise_ks_test(ref_matrix, cur_matrix).labelled(family="embedding", target=name),

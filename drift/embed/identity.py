@@ -1,0 +1,28 @@
+"""What makes two encoders interchangeable: the same vectors for the same input.
+
+Every baseline and run records the identity of each encoder it used; vectors from two different
+identities are never compared (distances between them mean nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# Everything that shapes a vector; labels such as a tag or a file name may differ.
+_SHAPING = ("model", "source", "weights_sha256", "dim", "preprocess", "quantize")
+
+
+def weights_sha256(model) -> str:
+    """sha256 over every tensor of the state dict in key order: the same weights give the same hash
+    whatever file format or source they came from."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def same_encoder(a: dict | None, b: dict | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return all(a.get(k) == b.get(k) for k in _SHAPING)
