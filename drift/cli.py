@@ -161,6 +161,46 @@ def report(
 
 
 @app.command()
+def fingerprint(
+    job: Path = typer.Argument(..., help="The job file (TOML)."),
+    day: str = typer.Option(..., help="The UTC day whose window is fingerprinted, YYYY-MM-DD."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for <source>.fingerprint.parquet and <source>.schema.json."),
+    source: Optional[str] = typer.Option(None, help="Only this payload source."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Export the payload fingerprints and union JSON Schemas of one window.
+
+    Fingerprints of several days merge into one with drift.fingerprint.summary.merge.
+    """
+    from .analysis import Context, StageClock, analyse_window
+    from .config import load_job
+    from .fingerprint import summary
+    from .pipeline import day_window
+
+    try:
+        config = load_job(job)
+        context = Context(config, _progress(quiet))
+        context.keep_documents = True
+        analysis = analyse_window(config, day_window(config, day), context, StageClock(), kinds={"payload"})
+    except DriftError as exc:
+        _fail(str(exc))
+    segments = {s: d for s, d in analysis.segments.items() if source is None or s[1] == source}
+    if not segments:
+        _fail(f"no payloads{' of source ' + repr(source) if source else ''} in the window of {day}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for (_, name), data in sorted(segments.items()):
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+        fp = summary.build(data.features.tables)
+        fp.write_parquet(out_dir / f"{safe}.fingerprint.parquet")
+        (out_dir / f"{safe}.schema.json").write_text(data.features.tables["schema"]["schema"][0] + "\n")
+        out.print(
+            f"{name}: {data.features.n} payloads, {len(data.errors)} input errors, {fp.height} paths "
+            f"-> {out_dir / (safe + '.fingerprint.parquet')}, {out_dir / (safe + '.schema.json')}",
+            highlight=False,
+        )
+
+
+@app.command()
 def validate(job: Path = typer.Argument(..., help="The job file (TOML).")) -> None:
     """Check a job file and show what it resolves to."""
     from .config import load_job

@@ -160,19 +160,12 @@ def test_page_size_classes():
         "a4", "a4", "letter", "receipt", "other"]
 
 
-def test_payload_fingerprint_paths_arrays_and_maps():
-    doc = {
-        "id": 1,
-        "items": [{"price": 1.5}, {"price": 2}],
-        "by_id": {"9f1c2e3d4b5a6978": {"n": 1}, "0a1b2c3d4e5f6789": {"n": None}},
-        "meta": {"next": None},
-    }
+def test_payload_observation_and_descriptors():
+    doc = {"id": 1, "items": [{"price": 1.5}, {"price": 2}], "big": 2**60}
     opened = open_payload(orjson.dumps(doc), PAYLOAD_LIMITS)
-    pairs = set(map(tuple, opened["pairs"]))
-    assert {("$.items[].price", "float"), ("$.items[].price", "int"), ("$.by_id.{*}.n", "int"),
-            ("$.by_id.{*}.n", "null"), ("$.meta.next", "null"), ("$.id", "int")} <= pairs
-    assert not any("9f1c" in path for path, _ in pairs)
-    assert opened["descriptors"]["depth"] == 3
+    assert ("$.items[].price", "float", "") in opened["tags"] and opened["numbers"]["$.items[].price"] == [1.5, 2]
+    assert opened["descriptors"] == {"bytes": len(orjson.dumps(doc)), "node_count": 8.0, "depth": 3.0, "top_type": "object",
+                                     "had_bom": 0.0, "big_ints": 1.0}
 
 
 def test_payload_failures_and_notes():

@@ -38,7 +38,7 @@ from drift.stats.verdict import decide
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 IMAGE_LIMITS = {"max_bytes": 25_000_000, "max_pixels": 50_000_000, "crop_size": 224}
-DOC_LIMITS = {"max_bytes": 50_000_000, "max_pages": 500}
+DOC_LIMITS = {"max_bytes": 50_000_000, "max_pages": 500, "text_chars": 2000, "page_size": 224}
 PAYLOAD_LIMITS = {"max_bytes": 10_000_000, "max_depth": 64, "max_array": 100_000}
 PAGE = {"warning", "critical"}
 
@@ -72,13 +72,18 @@ def _open(args):
         return None
 
 
-def featurize(kind: str, blobs: list[bytes], prefix: str, encoder) -> FeatureSet:
+def featurize(kind: str, blobs: list[bytes], prefix: str, encoders) -> FeatureSet:
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         opened = list(pool.map(_open, [(kind, b) for b in blobs], chunksize=16))
     spool = Path(tempfile.mkdtemp(prefix="drift-calibration-"))
     context = SimpleNamespace(
-        image_encoder=lambda: encoder,
-        config=SimpleNamespace(image=SimpleNamespace(batch_size=32)),
+        image_encoder=lambda: encoders["clip"],
+        text_encoder=lambda: encoders["text"],
+        keep_documents=False,
+        config=SimpleNamespace(
+            image=SimpleNamespace(batch_size=32),
+            document=SimpleNamespace(text_model="all-MiniLM-L6-v2", page_embedding=True, batch_size=32),
+        ),
         spool_path=lambda kind, source, name: spool / f"{prefix}{name}.parquet",
     )
     featurizer = KINDS[kind].featurizer(context, "pool")
@@ -88,18 +93,18 @@ def featurize(kind: str, blobs: list[bytes], prefix: str, encoder) -> FeatureSet
     return featurizer.finish()
 
 
-def generated_pool(kind: str, n: int, shifted: bool, encoder, seed: int) -> FeatureSet:
+def generated_pool(kind: str, n: int, shifted: bool, encoders, seed: int) -> FeatureSet:
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         blobs = list(pool.map(_make, [(kind, shifted, seed * 100_000 + i) for i in range(n)], chunksize=16))
-    return featurize(kind, blobs, f"{'s' if shifted else 'c'}{seed}-", encoder)
+    return featurize(kind, blobs, f"{'s' if shifted else 'c'}{seed}-", encoders)
 
 
-def corpus_pool(kind: str, encoder) -> FeatureSet | None:
+def corpus_pool(kind: str, encoders) -> FeatureSet | None:
     folder = {"image": "images", "document": "pdf", "payload": "json/quicktype"}[kind]
     if not (CORPUS / folder).is_dir():
         return None
     files = sorted(p for p in (CORPUS / folder).rglob("*") if p.is_file())
-    return featurize(kind, [p.read_bytes() for p in files], "corpus-", encoder)
+    return featurize(kind, [p.read_bytes() for p in files], "corpus-", encoders)
 
 
 # ---- windows and verdicts ----------------------------------------------------------------------
@@ -124,11 +129,12 @@ def concat(a: FeatureSet, b: FeatureSet) -> FeatureSet:
     )
 
 
-def pages(kind: str, ref: FeatureSet, cur: FeatureSet, seed: int, policy: PolicySection) -> tuple[bool, list[str]]:
+def pages(kind: str, ref: FeatureSet, cur: FeatureSet, seed: int, policy: PolicySection) -> tuple[bool, list[str], bool]:
+    """Whether the pair pages, the checks that paged, and whether any check drifted at all (info too)."""
     context = SimpleNamespace(config=SimpleNamespace(sampling=SimpleNamespace(seed=seed)))
     verdict = decide(compare_segment(ref, cur, KINDS[kind], context), policy)
     paging = [f"{f.result.target} ({f.result.method})" for f in verdict.findings if f.drifted and f.severity in PAGE]
-    return bool(paging), paging
+    return bool(paging), paging, any(f.drifted for f in verdict.findings)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -142,14 +148,15 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def false_alarms(kind: str, pool: FeatureSet, pairs: int, n_ref: int, n_cur: int, policy: PolicySection):
     rng = np.random.default_rng(0)
-    hits, culprits = 0, {}
+    hits, flagged, culprits = 0, 0, {}
     for pair in range(pairs):
         order = rng.permutation(pool.n)
-        paged, why = pages(kind, subset(pool, order[:n_ref]), subset(pool, order[n_ref:n_ref + n_cur]), pair, policy)
+        paged, why, any_drift = pages(kind, subset(pool, order[:n_ref]), subset(pool, order[n_ref:n_ref + n_cur]), pair, policy)
         hits += paged
+        flagged += any_drift
         for name in why:
             culprits[name] = culprits.get(name, 0) + 1
-    return hits, culprits
+    return hits, flagged, culprits
 
 
 def power(kind: str, clean: FeatureSet, shifted: FeatureSet, sizes, shares, reps: int, policy: PolicySection):
@@ -176,37 +183,41 @@ def main() -> None:
     args = parser.parse_args()
     policy = PolicySection()  # the defaults a job gets
     sizes, shares = (50, 200, 1000), (0.05, 0.1, 0.25, 0.5)
-    encoder = None
+    encoders: dict = {}
     alarm_rows, power_rows = [], []
     started = time.perf_counter()
     for kind in args.kinds.split(","):
-        if kind == "image" and encoder is None:
+        if kind in ("image", "document") and "clip" not in encoders:
             from drift.embed.clip import ImageEncoder
 
-            encoder = ImageEncoder("ViT-B-32", "untrained", seed=0)
-        clean = generated_pool(kind, 2000, False, encoder, seed=1)
-        shifted = generated_pool(kind, 500, True, encoder, seed=2)
-        hits, culprits = false_alarms(kind, clean, args.pairs, 300, 120, policy)
+            encoders["clip"] = ImageEncoder("ViT-B-32", "untrained", seed=0)
+        if kind == "document" and "text" not in encoders:
+            from drift.embed.text import TextEncoder
+
+            encoders["text"] = TextEncoder()
+        clean = generated_pool(kind, 2000, False, encoders, seed=1)
+        shifted = generated_pool(kind, 500, True, encoders, seed=2)
+        hits, flagged, culprits = false_alarms(kind, clean, args.pairs, 300, 120, policy)
         low, high = wilson(hits, args.pairs)
         top = ", ".join(f"{k} x{v}" for k, v in sorted(culprits.items(), key=lambda kv: -kv[1])[:3]) or "-"
         alarm_rows.append(f"| {kind} | demo generator | {args.pairs} | 300 / 120 | {hits} | {hits / args.pairs:.2%} | "
-                          f"{low:.2%} - {high:.2%} | {top} |")
-        corpus = corpus_pool(kind, encoder)
+                          f"{low:.2%} - {high:.2%} | {flagged / args.pairs:.2%} | {top} |")
+        corpus = corpus_pool(kind, encoders)
         if corpus is not None and corpus.n >= 65:
             n_ref = min(300, corpus.n // 2)
             n_cur = min(120, corpus.n - n_ref)
-            hits, culprits = false_alarms(kind, corpus, args.pairs, n_ref, n_cur, policy)
+            hits, flagged, culprits = false_alarms(kind, corpus, args.pairs, n_ref, n_cur, policy)
             low, high = wilson(hits, args.pairs)
             top = ", ".join(f"{k} x{v}" for k, v in sorted(culprits.items(), key=lambda kv: -kv[1])[:3]) or "-"
             alarm_rows.append(f"| {kind} | shared corpus ({corpus.n} files) | {args.pairs} | {n_ref} / {n_cur} | {hits} | "
-                              f"{hits / args.pairs:.2%} | {low:.2%} - {high:.2%} | {top} |")
+                              f"{hits / args.pairs:.2%} | {low:.2%} - {high:.2%} | {flagged / args.pairs:.2%} | {top} |")
         rates = power(kind, clean, shifted, sizes, shares, args.reps, policy)
         for n in sizes:
             power_rows.append(f"| {kind} | {n} | " + " | ".join(f"{rates[(n, s)]:.2f}" for s in shares) + " |")
         print(f"[{kind} done, {time.perf_counter() - started:.0f} s]", flush=True)
     print("\nFalse alarms (pairs of windows from one distribution; a pair pages when a check reaches warning or critical)\n")
-    print("| kind | pool | pairs | n baseline / current | paged | rate | Wilson 95% CI | checks that paged |")
-    print("|---|---|---:|---|---:|---:|---|---|")
+    print("| kind | pool | pairs | n baseline / current | paged | rate | Wilson 95% CI | any drift finding, info included | checks that paged |")
+    print("|---|---|---:|---|---:|---:|---|---:|---|")
     print("\n".join(alarm_rows))
     print(f"\nPower (share of {args.reps} windows that page; baseline 1,000 clean items; columns: share of current items shifted)\n")
     print("| kind | n current | " + " | ".join(f"{s:.0%}" for s in shares) + " |")

@@ -26,6 +26,8 @@ FAMILIES: dict[str, tuple[float, str]] = {
     "error_rate": (0.2, "critical"),  # Cohen's h; 0.2 is Cohen's "small"
     "schema_breaking": (0.05, "critical"),  # h for presence, total variation for type mixes: 5% of responses breaking is breaking
     "schema_additive": (0.1, "info"),
+    # Cohen's h for presence and null rates, Wasserstein / sd for numbers and lengths (see below)
+    "schema_shift": (0.2, "info"),
     "embedding": (0.02, "warning"),  # unbiased MMD^2, median-heuristic Gaussian kernel
     "descriptor": (0.5, "warning"),  # Wasserstein / sd for numbers, Jensen-Shannon for categories
 }
@@ -33,6 +35,8 @@ FAMILIES: dict[str, tuple[float, str]] = {
 METHOD_THRESHOLDS: dict[tuple[str, str], float] = {
     ("embedding", "classifier"): 0.2,  # 2*AUC - 1: AUC 0.6
     ("embedding", "pca_ks"): 0.2,  # the largest KS distance over the principal components
+    ("schema_shift", "ks"): 0.5,  # numbers and lengths: Wasserstein / sd, as for descriptors
+    ("schema_shift", "chi2"): 0.2,  # enum shares: Jensen-Shannon distance
 }
 
 STATUSES = ("drift", "small_effect", "no_drift", "not_enough_data", "untestable")

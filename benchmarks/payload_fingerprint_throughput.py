@@ -1,0 +1,111 @@
+"""Fingerprinting throughput on real API responses, against genson and against orjson alone.
+
+The shared corpus' API responses (quicktype's GitHub, Reddit, Spotify, World Bank... and octokit's
+recorded GitHub exchanges: every .json file that parses) are replicated to at least --mb megabytes
+in memory, then, in one run:
+
+* orjson alone: parse every document;
+* genson: parse, then add every document to one SchemaBuilder (schema inference);
+* drift, one process: what a run does per document (open_payload: parse under limits, observe every
+  path) and per window (the featurizer's long tables, then the fingerprint with its statistics);
+* drift, N worker processes: the same through the run's worker pool (drift.isolation), the
+  observations gathered and fingerprinted in the parent.
+
+    python benchmarks/payload_fingerprint_throughput.py [--mb 100] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import orjson
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "json"
+LIMITS = {"max_bytes": 10_000_000, "max_depth": 64, "max_array": 100_000}
+
+
+def api_responses() -> list[bytes]:
+    files = sorted((CORPUS / "quicktype").glob("*.json")) + sorted((CORPUS / "octokit").glob("*.json"))
+    docs = []
+    for path in files:
+        data = path.read_bytes()
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        docs.append(data)
+    return docs
+
+
+def timed(label: str, work, megabytes: float, rows: list) -> float:
+    started = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - started
+    rows.append((label, megabytes / seconds, seconds))
+    return seconds
+
+
+def drift_one_process(docs: list[bytes]) -> None:
+    from drift.fingerprint import summary
+    from drift.kinds.payload import PayloadFeaturizer, open_payload
+
+    featurizer = PayloadFeaturizer()
+    for i, data in enumerate(docs):
+        featurizer.add(str(i), open_payload(data, LIMITS))
+    summary.build(featurizer.finish().tables)
+
+
+def drift_workers(docs: list[bytes], workers: int) -> None:
+    from drift.fingerprint import summary
+    from drift.isolation import Task, open_all
+    from drift.kinds import InputError
+    from drift.kinds.payload import PayloadFeaturizer, open_payload
+
+    featurizer = PayloadFeaturizer()
+    tasks = (Task(str(i), open_payload, data, LIMITS, 60) for i, data in enumerate(docs))
+    for input_id, opened in open_all(tasks, workers=workers, memory_mb=2048, tasks_per_worker=100_000):
+        if isinstance(opened, InputError):
+            raise SystemExit(f"{input_id}: {opened.category}: {opened.message}")
+        featurizer.add(input_id, opened)
+    summary.build(featurizer.finish().tables)
+
+
+def genson_union(docs: list[bytes]) -> None:
+    from genson import SchemaBuilder
+
+    builder = SchemaBuilder()
+    for data in docs:
+        builder.add_object(orjson.loads(data))
+    builder.to_schema()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=100.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if not CORPUS.is_dir():
+        raise SystemExit(f"{CORPUS} not found: this benchmark needs ../shared/corpus beside the clone")
+    unique = api_responses()
+    unique_mb = sum(map(len, unique)) / 1e6
+    copies = int(args.mb // unique_mb) + 1
+    docs = unique * copies
+    megabytes = sum(map(len, docs)) / 1e6
+    print(f"{len(unique)} API responses ({unique_mb:.1f} MB) x {copies} = {len(docs)} documents, {megabytes:.1f} MB\n")
+
+    rows: list = []
+    timed("orjson parse only", lambda: [orjson.loads(d) for d in docs], megabytes, rows)
+    timed("genson schema inference (parse + one SchemaBuilder)", lambda: genson_union(docs), megabytes, rows)
+    timed("drift fingerprint, 1 process", lambda: drift_one_process(docs), megabytes, rows)
+    timed(f"drift fingerprint, {args.workers} worker processes (as a run)", lambda: drift_workers(docs, args.workers), megabytes, rows)
+    genson_rate = rows[1][1]
+    print("| method | MB/s | seconds | vs genson |")
+    print("|---|---:|---:|---:|")
+    for label, rate, seconds in rows:
+        print(f"| {label} | {rate:.1f} | {seconds:.1f} | {rate / genson_rate:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""JSON-structure fingerprints of tool-response payloads: observe, summarise, compare."""

@@ -1,0 +1,183 @@
+"""A window's fingerprint of one payload source: one row per path, mergeable across windows.
+
+Built from the per-document observations of drift.fingerprint.walk. Every column merges exactly,
+so a month's fingerprint is the merge of its days' (`merge`), and the checks never need the
+documents themselves:
+
+    path                     $.items[].price
+    docs                     documents holding the path (with any type)
+    t_<type>                 documents holding it with that type (null, bool, int, float, string,
+                             object, array); a document counts once per type
+    f_<format>               documents holding a string of that format there
+    k_<class>                documents holding an object there that is a map with keys of that
+                             class, or a record (k_record)
+    values                   up to VALUE_CAP (value, docs) pairs, the most frequent; ints, bools and
+                             strings of up to 64 characters, as text
+    values_overflow          more distinct values were seen than VALUE_CAP (not an enum)
+    kmv                      the KMV_K smallest crc32 hashes of the distinct values: the distinct
+                             count estimate (exact below KMV_K, up to hash collisions)
+    numbers_p/_v, lengths_p/_v, arrays_p/_v
+                             bottom-k samples (SAMPLE_K) of the numbers, string lengths and array
+                             lengths at the path: the values with the smallest hash priority,
+                             a uniform sample that merges exactly (keep the smallest of the union)
+    numbers_n, lengths_n, arrays_n   how many values are in the samples' source tables (at most
+                             PER_DOC_SAMPLE per path and document)
+
+Sample priorities are polars' seeded hash of (input id, path, position): any hash independent of
+the values gives a uniform sample.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .walk import KMV_K, VALUE_CAP
+
+TYPES = ("null", "bool", "int", "float", "string", "object", "array")
+FORMATS = ("date", "date-time", "uuid", "email", "uri", "numeric", "json", "text")
+KEY_CLASSES = ("record", "int", "uuid", "date", "hex", "currency")
+SAMPLE_K = 512
+SAMPLES = ("numbers", "lengths", "arrays")
+_SEED = 20261124
+
+COUNT_COLUMNS = (
+    ["docs"]
+    + [f"t_{t}" for t in TYPES]
+    + [f"f_{f}" for f in FORMATS]
+    + [f"k_{k}" for k in KEY_CLASSES]
+    + [f"{s}_n" for s in SAMPLES]
+)
+
+
+def _empty_list(dtype) -> pl.Expr:
+    return pl.lit([], dtype=pl.List(dtype))
+
+
+def _pivot_counts(long: pl.DataFrame, column: str, labels: tuple[str, ...], prefix: str) -> pl.DataFrame:
+    """Documents per (path, label) as one count column per label."""
+    counts = long.unique(["input_id", "path", column]).group_by("path").agg(
+        [(pl.col(column) == label).sum().cast(pl.Int64).alias(f"{prefix}{label}") for label in labels]
+    )
+    return counts
+
+
+def _bottom_k(long: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Per path: the SAMPLE_K values with the smallest priority, and how many there were."""
+    if long.height == 0:
+        return pl.DataFrame(schema={"path": pl.Utf8, f"{name}_p": pl.List(pl.UInt64), f"{name}_v": pl.List(pl.Float64), f"{name}_n": pl.Int64})
+    keyed = long.with_columns(
+        pl.struct(pl.col("input_id"), pl.col("path"), pl.int_range(pl.len()).over("input_id", "path")).hash(_SEED).alias("p")
+    )
+    return keyed.sort("p").group_by("path").agg(
+        pl.col("p").head(SAMPLE_K).alias(f"{name}_p"),
+        pl.col("value").cast(pl.Float64).head(SAMPLE_K).alias(f"{name}_v"),
+        pl.len().cast(pl.Int64).alias(f"{name}_n"),
+    )
+
+
+def build(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The fingerprint of the documents in the featurizer's long tables (see PayloadFeaturizer)."""
+    tags = tables["tags"]
+    docs = tags.unique(["input_id", "path"]).group_by("path").agg(pl.len().cast(pl.Int64).alias("docs"))
+    types = _pivot_counts(tags, "type", TYPES, "t_")
+    formats = _pivot_counts(tags.filter(pl.col("type") == "string"), "format", FORMATS, "f_")
+    keys = _pivot_counts(tables["keys"], "class", KEY_CLASSES, "k_")
+    values = tables["values"]
+    value_counts = values.drop_nulls("value").group_by("path", "value").agg(pl.len().cast(pl.Int64).alias("docs"))
+    crowded = values.filter(pl.col("value").is_null()).select("path").unique().with_columns(pl.lit(True).alias("crowded"))
+    top = (
+        value_counts.sort(["docs", "value"], descending=[True, False])
+        .group_by("path")
+        .agg(pl.struct("value", "docs").head(VALUE_CAP).alias("values"), (pl.len() > VALUE_CAP).alias("values_overflow"))
+        .join(crowded, on="path", how="full", coalesce=True)
+        .with_columns((pl.col("values_overflow").fill_null(False) | pl.col("crowded").fill_null(False)).alias("values_overflow"))
+        .drop("crowded")
+    )
+    kmv = (
+        tables["hashes"].select("path", "value").unique().sort("value").group_by("path")
+        .agg(pl.col("value").head(KMV_K).alias("kmv"))
+    )
+    out = docs
+    for part in (types, formats, keys, top, kmv, *(_bottom_k(tables[s], s) for s in SAMPLES)):
+        out = out.join(part, on="path", how="left")
+    return _fill(out).select(build_columns()).sort("path")
+
+
+def _fill(frame: pl.DataFrame) -> pl.DataFrame:
+    """Paths without values, maps or samples get zeros and empty lists, so that every row merges."""
+    fills = [pl.col(c).fill_null(0) for c in COUNT_COLUMNS if c in frame.columns]
+    fills.append(pl.col("values_overflow").fill_null(False))
+    fills.append(pl.col("values").fill_null(_empty_list(pl.Struct({"value": pl.Utf8, "docs": pl.Int64}))))
+    fills.append(pl.col("kmv").fill_null(_empty_list(pl.Int64)))
+    for s in SAMPLES:
+        fills += [pl.col(f"{s}_p").fill_null(_empty_list(pl.UInt64)), pl.col(f"{s}_v").fill_null(_empty_list(pl.Float64))]
+    return frame.with_columns(fills)
+
+
+def merge(*fingerprints: pl.DataFrame) -> pl.DataFrame:
+    """The fingerprint of the union of the windows (documents must not repeat across them)."""
+    stacked = pl.concat(fingerprints, how="vertical")
+    counts = stacked.group_by("path").agg([pl.col(c).sum() for c in COUNT_COLUMNS])
+    values = (
+        stacked.select("path", "values", "values_overflow")
+        .explode("values")
+        .unnest("values")
+        .drop_nulls("value")
+        .group_by("path", "value")
+        .agg(pl.col("docs").sum(), pl.col("values_overflow").any())
+        .sort(["docs", "value"], descending=[True, False])
+        .group_by("path")
+        .agg(
+            pl.struct("value", "docs").head(VALUE_CAP).alias("values"),
+            ((pl.len() > VALUE_CAP) | pl.col("values_overflow").any()).alias("values_overflow"),
+        )
+    )
+    overflow = stacked.group_by("path").agg(pl.col("values_overflow").any().alias("any_overflow"))
+    kmv = stacked.select("path", "kmv").explode("kmv").drop_nulls().unique().sort("kmv").group_by("path").agg(pl.col("kmv").head(KMV_K))
+    out = counts
+    for part in (values, kmv):
+        out = out.join(part, on="path", how="left")
+    out = out.join(overflow, on="path").with_columns(
+        (pl.col("values_overflow").fill_null(False) | pl.col("any_overflow")).alias("values_overflow")
+    ).drop("any_overflow")
+    for s in SAMPLES:
+        sample = (
+            stacked.select("path", f"{s}_p", f"{s}_v")
+            .explode(f"{s}_p", f"{s}_v")
+            .drop_nulls()
+            .sort(f"{s}_p")
+            .group_by("path")
+            .agg(pl.col(f"{s}_p").head(SAMPLE_K), pl.col(f"{s}_v").head(SAMPLE_K))
+        )
+        out = out.join(sample, on="path", how="left")
+    return _fill(out).select(build_columns()).sort("path")
+
+
+def build_columns() -> list[str]:
+    return (
+        ["path", "docs"]
+        + [f"t_{t}" for t in TYPES]
+        + [f"f_{f}" for f in FORMATS]
+        + [f"k_{k}" for k in KEY_CLASSES]
+        + ["values", "values_overflow", "kmv"]
+        + [c for s in SAMPLES for c in (f"{s}_p", f"{s}_v", f"{s}_n")]
+    )
+
+
+def distinct_estimate(kmv: list[int]) -> float:
+    """Distinct values from the k smallest of their 32-bit hashes: exact below k, else (k-1)/u_k."""
+    if len(kmv) < KMV_K:
+        return float(len(kmv))
+    return (KMV_K - 1) / ((float(max(kmv)) + 1.0) / 2.0**32)
+
+
+def row_of(fingerprint: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    return {row["path"]: row for row in fingerprint.iter_rows(named=True)}
+
+
+def quantiles(values: list[float], qs=(0.05, 0.5, 0.95)) -> list[float]:
+    return [float(v) for v in np.quantile(np.asarray(values, dtype=float), qs)] if values else [math.nan] * len(qs)
