@@ -38,6 +38,7 @@ Per document the walk returns, each deduplicated within the document where that 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 import zlib
 from itertools import islice
@@ -248,7 +249,7 @@ def _thin(values: list) -> list:
 def _smallest_hashes(values: set[str]) -> list[int]:
     # crc32 is stable across processes and machines, unlike hash(); 32 bits are plenty for KMV.
     hashes = set(map(zlib.crc32, map(str.encode, values)))  # orjson only yields valid UTF-8
-    return sorted(hashes)[:KMV_K] if len(hashes) > KMV_K else sorted(hashes)
+    return heapq.nsmallest(KMV_K, hashes) if len(hashes) > KMV_K else list(hashes)
 
 
 def observe(value: Any, max_depth: int, max_array: int) -> dict[str, Any]:
@@ -258,7 +259,7 @@ def observe(value: Any, max_depth: int, max_array: int) -> dict[str, Any]:
     return {
         "tags": tags,
         # None marks a path with more distinct values in this one document than an enum can have
-        "values": {path: (sorted(vs) if len(vs) <= DOC_VALUE_CAP else None) for path, vs in walk.values.items()},
+        "values": {path: (list(vs) if len(vs) <= DOC_VALUE_CAP else None) for path, vs in walk.values.items()},
         "hashes": {path: _smallest_hashes(vs) for path, vs in walk.values.items()},
         "numbers": {path: _thin(vs) for path, vs in walk.numbers.items()},
         "lengths": {path: _thin(vs) for path, vs in walk.lengths.items()},
