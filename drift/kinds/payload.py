@@ -79,8 +79,8 @@ class PayloadFeaturizer(DescriptorFeaturizer):
     def _rows(self, table: str, input_id: str, rows: list[tuple]) -> None:
         columns = self.columns[table]
         columns["input_id"].extend(repeat(input_id, len(rows)))
-        for index, name in enumerate(list(columns)[1:]):
-            columns[name].extend([row[index] for row in rows])
+        for name, column in zip(list(columns)[1:], zip(*rows)):
+            columns[name].extend(column)
 
     def _per_path(self, table: str, input_id: str, by_path: dict[str, list | None]) -> None:
         """{path: [value, ...]} -> rows (input_id, path, value), extended in C; None -> one null row."""
