@@ -167,3 +167,26 @@ def test_union_schema_export():
     schema = union_schema(window(1, 50))
     assert schema["type"] == "object" and "status" in schema["properties"]
     assert set(schema["required"]) >= {"product_id", "status", "offers"} and "promo" not in schema["required"]
+
+
+def test_values_within_a_document_are_not_counted_as_independent():
+    """The document is the unit: the 40 string lengths of one response are one observation. Counted
+    as 40, KS flagged every pair of same-distribution windows of these real API responses."""
+    from .conftest import CORPUS
+
+    folder = CORPUS / "json" / "quicktype"
+    if not folder.is_dir():
+        pytest.skip("../shared/corpus is not beside this clone")
+    docs = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            docs.append(orjson.loads(path.read_bytes()))
+        except orjson.JSONDecodeError:
+            continue
+    rng = random.Random(0)
+    flagged = []
+    for _ in range(5):
+        rng.shuffle(docs)
+        half = len(docs) // 2
+        flagged += [key for key in drifted(docs[:half], docs[half:]) if key[1].endswith(("numbers", "lengths"))]
+    assert flagged == []

@@ -17,11 +17,11 @@ documents themselves:
     kmv                      the KMV_K smallest crc32 hashes of the distinct values: the distinct
                              count estimate (exact below KMV_K, up to hash collisions)
     numbers_p/_v, lengths_p/_v, arrays_p/_v
-                             bottom-k samples (SAMPLE_K) of the numbers, string lengths and array
-                             lengths at the path: the values with the smallest hash priority,
-                             a uniform sample that merges exactly (keep the smallest of the union)
-    numbers_n, lengths_n, arrays_n   how many values are in the samples' source tables (at most
-                             PER_DOC_SAMPLE per path and document)
+                             bottom-k samples (SAMPLE_K documents) of each document's median
+                             number, string length and array length at the path: the values with
+                             the smallest hash priority, a uniform sample of documents that merges
+                             exactly (keep the smallest of the union)
+    numbers_n, lengths_n, arrays_n   how many documents contributed a value
 
 Sample priorities are polars' seeded hash of (input id, path, position): any hash independent of
 the values gives a uniform sample.
