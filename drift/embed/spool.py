@@ -27,6 +27,7 @@ class EmbeddingSpool:
         self.pending: list[Any] = []
         self.pending_ids: list[str] = []
         self.writer = None
+        self.written = False
 
     def add(self, input_id: str, value: Any) -> None:
         self.pending.append(value)
@@ -46,6 +47,7 @@ class EmbeddingSpool:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.path, table.schema)
         self.writer.write_table(table)
+        self.written = True
         self.pending, self.pending_ids = [], []
 
     def matrix(self, ids: list[str]) -> np.ndarray:
@@ -54,10 +56,11 @@ class EmbeddingSpool:
 
         self._flush()
         out = np.full((len(ids), self.dim), np.nan, dtype=np.float32)
-        if self.writer is None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if not self.written:
             return out
-        self.writer.close()
-        self.writer = None
         table = pq.read_table(self.path)
         row_of = {input_id: row for row, input_id in enumerate(ids)}
         rows = [row_of[i] for i in table["input_id"].to_pylist()]

@@ -123,27 +123,20 @@ def merge(*fingerprints: pl.DataFrame) -> pl.DataFrame:
     stacked = pl.concat(fingerprints, how="vertical")
     counts = stacked.group_by("path").agg([pl.col(c).sum() for c in COUNT_COLUMNS])
     values = (
-        stacked.select("path", "values", "values_overflow")
+        stacked.select("path", "values")
         .explode("values")
         .unnest("values")
         .drop_nulls("value")
         .group_by("path", "value")
-        .agg(pl.col("docs").sum(), pl.col("values_overflow").any())
+        .agg(pl.col("docs").sum())
         .sort(["docs", "value"], descending=[True, False])
         .group_by("path")
-        .agg(
-            pl.struct("value", "docs").head(VALUE_CAP).alias("values"),
-            ((pl.len() > VALUE_CAP) | pl.col("values_overflow").any()).alias("values_overflow"),
-        )
+        .agg(pl.struct("value", "docs").head(VALUE_CAP).alias("values"), (pl.len() > VALUE_CAP).alias("over_cap"))
     )
-    overflow = stacked.group_by("path").agg(pl.col("values_overflow").any().alias("any_overflow"))
+    overflow = stacked.group_by("path").agg(pl.col("values_overflow").any())
     kmv = stacked.select("path", "kmv").explode("kmv").drop_nulls().unique().sort("kmv").group_by("path").agg(pl.col("kmv").head(KMV_K))
-    out = counts
-    for part in (values, kmv):
-        out = out.join(part, on="path", how="left")
-    out = out.join(overflow, on="path").with_columns(
-        (pl.col("values_overflow").fill_null(False) | pl.col("any_overflow")).alias("values_overflow")
-    ).drop("any_overflow")
+    out = counts.join(overflow, on="path").join(values, on="path", how="left").join(kmv, on="path", how="left")
+    out = out.with_columns((pl.col("values_overflow") | pl.col("over_cap").fill_null(False)).alias("values_overflow")).drop("over_cap")
     for s in SAMPLES:
         sample = (
             stacked.select("path", f"{s}_p", f"{s}_v")

@@ -138,7 +138,7 @@ class _Walk:
 
     API responses are mostly arrays of records, so the nodes at one path are many and alike;
     handling them as one list lets type tests, lengths and de-duplication run in C instead of
-    node by node in Python (measured 4x faster on the shared corpus than a node-by-node walk).
+    node by node in Python (measured about 2x faster on the shared corpus than a node-by-node walk).
     """
 
     def __init__(self, max_depth: int, max_array: int):
@@ -160,14 +160,8 @@ class _Walk:
             self.deepest = depth
             if depth > self.max_depth:
                 raise LimitExceeded("too_deep", f"nesting deeper than {self.max_depth}")
-        if len(nodes) == 1:
-            by_type = {type(nodes[0]): nodes}
-            kinds = ()
-        else:
-            kinds = set(map(type, nodes))
-        if kinds == ():
-            pass
-        elif len(kinds) == 1:
+        kinds = {type(nodes[0])} if len(nodes) == 1 else set(map(type, nodes))
+        if len(kinds) == 1:
             by_type = {kinds.pop(): nodes}
         else:
             by_type = {kind: [] for kind in kinds}
