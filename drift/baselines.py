@@ -14,7 +14,6 @@ vectors from two different encoders mean nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from datetime import datetime, timezone
@@ -29,21 +28,13 @@ import pyarrow.parquet as pq
 from .analysis import Context, SegmentData, StageClock, WindowAnalysis, analyse_window, code_version
 from .config import JobConfig
 from .embed.arrow import to_arrow, to_matrix
-from .embed.identity import same_encoder
+from .embed.identity import file_sha256, same_encoder
 from .errors import BaselineError
 from .inputs import Window
 from .kinds import FeatureSet
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2  # 2: the embedder is recorded per encoder ({"clip": ..., "text": ...})
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _by_kind(analysis: WindowAnalysis) -> dict[str, list[SegmentData]]:
@@ -112,7 +103,7 @@ def save(analysis: WindowAnalysis, directory: Path, *, job: str, name: str, embe
             }
             for d in sorted(analysis.segments.values(), key=lambda d: (d.kind, d.source))
         ],
-        "files": {p.name: _sha256(p) for p in sorted(staging.glob("*.parquet"))},
+        "files": {p.name: file_sha256(p) for p in sorted(staging.glob("*.parquet"))},
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if directory.exists():
@@ -153,7 +144,7 @@ class Baseline:
             raise BaselineError(f"baseline {directory} has format {self.manifest.get('format_version')}; rebuild it")
         for file, expected in self.manifest["files"].items():
             path = directory / file
-            if not path.exists() or _sha256(path) != expected:
+            if not path.exists() or file_sha256(path) != expected:
                 raise BaselineError(f"baseline file {path} is missing or changed since the baseline was built; rebuild it")
         self.segments = {(s["kind"], s["source"]): s for s in self.manifest["segments"]}
 

@@ -74,3 +74,14 @@ def test_int8_vectors_do_not_depend_on_their_batch_partners(tiny_clip):
     with_quiet = int8.encode_pixels(np.concatenate([item, quiet_partners]))[0]
     with_loud = int8.encode_pixels(np.concatenate([item, loud_partners]))[0]
     assert np.array_equal(alone, with_quiet) and np.array_equal(alone, with_loud)
+
+
+def test_the_bundled_text_model_is_checked_before_it_is_loaded(monkeypatch):
+    from drift.embed import text
+    from drift.errors import EmbedderError
+
+    encoder = text.TextEncoder()  # the installed package's weights match the published sha256
+    assert encoder.dim == 384 and encoder.identity()["source"] == "bundled"
+    monkeypatch.setattr(text, "BUNDLED_SHA256", "0" * 64)  # as if the package shipped other weights
+    with pytest.raises(EmbedderError, match="not the published all-MiniLM-L6-v2 weights"):
+        text.TextEncoder()

