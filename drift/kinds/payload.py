@@ -54,7 +54,7 @@ def open_payload(target, limits: dict[str, Any]) -> dict[str, Any]:
         "bytes": float(len(data)),
         "node_count": float(observed.pop("node_count")),
         "depth": float(observed.pop("depth")),
-        "top_type": _TOP_TYPES.get(type(value), "scalar"),
+        "top_type": _TOP_TYPES[type(value)],
         "had_bom": float(had_bom),
         "big_ints": float(observed.pop("big_ints")),
     }
