@@ -5,11 +5,11 @@ Layout of `<baseline dir>/<job>/<name>/`:
     manifest.json                      window, counts, code version, encoder identities, file sha256s
     <kind>.descriptors.parquet         source, input_id, one column per descriptor
     <kind>.<name>.embeddings.parquet   source, input_id, vector (fixed-size float32 array)
-    <kind>.<table>.parquet             source + the kind's long table (payload paths)
+    <kind>.<table>.parquet             source + the kind's long tables (payload tags, values, ...)
     errors.parquet                     kind, source, input_id, category, message
 
-The manifest pins every encoder (by embedding name): a run whose encoder differs is refused, because distances between
-vectors from two different encoders mean nothing.
+The manifest pins every encoder (by name): a run whose encoder differs is refused, because
+distances between vectors from two different encoders mean nothing.
 """
 
 from __future__ import annotations
