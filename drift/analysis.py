@@ -225,7 +225,7 @@ def analyse_window(
                 segments[segment].errors.append(refused)
                 outcomes[row["input_id"]] = "error"
                 continue
-            tasks.append(Task(row["input_id"], kind.open_input, target, limits[row["kind"]], kind.timeout(context)))
+            tasks.append(Task(row["input_id"], kind.open_input, target, limits[row["kind"]], kind.timeout(context), getattr(kind, "open_batch", None)))
 
         with context.progress.bar("opening and embedding inputs", total=len(rows)) as advance:
             advance(len(rows) - len(tasks))

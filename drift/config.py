@@ -82,7 +82,7 @@ class LimitsSection(_Section):
     workers: int = Field(default=2, ge=1, le=64)
     # Address space, not resident memory: a worker maps ~700 MB of libraries before it opens a file.
     memory_mb: int = Field(default=2048, ge=1024)
-    tasks_per_worker: int = Field(default=500, ge=1, description="recycle workers to bound leaks")
+    tasks_per_worker: int = Field(default=500, ge=1, description="recycle workers to bound leaks (a task: one file, or a batch of payloads)")
 
 
 class ImageSection(_Section):

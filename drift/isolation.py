@@ -5,6 +5,12 @@ run: pebble kills a worker whose task overruns its timeout and replaces it, RLIM
 memory bomb into a MemoryError inside the worker, and a worker that dies (segfault, OOM kill)
 surfaces as ProcessExpired. Workers are started with 'spawn' so they never inherit the parent's
 torch threads or open DuckDB handles.
+
+Small inputs travel in batches when their kind can open many at once (`Task.batch`): one task per
+input costs a process round trip and a parent-side unpickling per input, which for JSON payloads
+cost more than reading them. A batch whose worker times out, runs out of memory or dies is opened
+again one input per task, so the input at fault gets its own classified error and the others their
+results.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ class Task:
     target: Any  # a path, or bytes for inline payloads
     limits: dict[str, Any]
     timeout: float
+    # Opens a list of targets in one call (module-level, picklable): returns, per target, its
+    # opened dict or the exception that input raised. Consecutive tasks sharing it are batched.
+    batch: Callable[[list[Any], dict[str, Any]], list[Any]] | None = None
 
 
 def _limit_worker(memory_mb: int) -> None:
@@ -57,12 +66,30 @@ def classify(exc: BaseException, timeout: float) -> tuple[str, str]:
     return "unreadable", f"{type(exc).__name__}: {exc}"[:500]
 
 
+def _open_batch(batch: Callable, targets: list[Any], limits: dict[str, Any], timeout: float) -> list[Any]:
+    """Worker side: every input's opened dict, or its classified (category, message)."""
+    return [classify(item, timeout) if isinstance(item, BaseException) else item for item in batch(targets, limits)]
+
+
+def _batches(tasks: Iterable[Task], size: int) -> Iterator[list[Task]]:
+    """Consecutive tasks that can be opened in one call, at most `size` at a time."""
+    group: list[Task] = []
+    for task in tasks:
+        if group and (task.batch is None or task.batch is not group[0].batch or task.limits is not group[0].limits or len(group) >= size):
+            yield group
+            group = []
+        group.append(task)
+    if group:
+        yield group
+
+
 def open_all(
-    tasks: Iterable[Task], *, workers: int, memory_mb: int, tasks_per_worker: int, window: int = 64
+    tasks: Iterable[Task], *, workers: int, memory_mb: int, tasks_per_worker: int, window: int = 64, batch_size: int = 32
 ) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
     """Yield (input_id, opened dict or InputError) for every task, in task order.
 
-    At most `window` tasks are in flight, so memory stays bounded however many inputs there are.
+    At most `window` worker calls are in flight, so memory stays bounded however many inputs there
+    are. Tasks with a `batch` function are opened up to `batch_size` per call.
     """
     context = multiprocessing.get_context("spawn")
     pool = ProcessPool(
@@ -72,28 +99,54 @@ def open_all(
         initargs=(memory_mb,),
         context=context,
     )
+
+    def schedule(group: list[Task]) -> Any:
+        first = group[0]
+        if first.batch is None:
+            return pool.schedule(first.function, args=(first.target, first.limits), timeout=first.timeout)
+        timeout = sum(task.timeout for task in group)
+        return pool.schedule(_open_batch, args=(first.batch, [task.target for task in group], first.limits, first.timeout), timeout=timeout)
+
+    def one(task: Task, future: Any) -> tuple[str, dict[str, Any] | InputError]:
+        try:
+            return task.input_id, future.result()
+        except BaseException as exc:  # noqa: BLE001 - every failure of one input is classified
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+                raise
+            category, message = classify(exc, task.timeout)
+            return task.input_id, InputError(task.input_id, category, message)
+
     try:
-        pending: list[tuple[Task, Any]] = []
-        iterator = iter(tasks)
+        pending: list[tuple[list[Task], Any]] = []
+        groups = _batches(tasks, batch_size)
         exhausted = False
         while True:
             while not exhausted and len(pending) < window:
-                task = next(iterator, None)
-                if task is None:
+                group = next(groups, None)
+                if group is None:
                     exhausted = True
                     break
-                future = pool.schedule(task.function, args=(task.target, task.limits), timeout=task.timeout)
-                pending.append((task, future))
+                pending.append((group, schedule(group)))
             if not pending:
                 break
-            task, future = pending.pop(0)
+            group, future = pending.pop(0)
+            if group[0].batch is None:
+                yield one(group[0], future)
+                continue
             try:
-                yield task.input_id, future.result()
-            except BaseException as exc:  # noqa: BLE001 - every failure of one input is classified
+                results = future.result()
+            except BaseException as exc:  # noqa: BLE001 - the batch is opened again, one by one
                 if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
                     raise
-                category, message = classify(exc, task.timeout)
-                yield task.input_id, InputError(task.input_id, category, message)
+                alone = [(task, pool.schedule(task.function, args=(task.target, task.limits), timeout=task.timeout)) for task in group]
+                for task, single in alone:
+                    yield one(task, single)
+                continue
+            for task, result in zip(group, results):
+                if isinstance(result, tuple):
+                    yield task.input_id, InputError(task.input_id, *result)
+                else:
+                    yield task.input_id, result
     finally:
         pool.stop()
         pool.join(timeout=10)

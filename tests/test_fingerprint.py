@@ -82,6 +82,34 @@ def test_string_formats():
     assert {s: string_format(s) for s in cases} == cases
 
 
+def test_kmv_hashes_are_zlib_crc32_of_the_utf8():
+    import zlib
+
+    from drift.fingerprint.walk import crc32_text
+
+    for text in ("", "in_stock", "héllo ✓ 𝄞", "x" * 1000):
+        assert crc32_text(text) == zlib.crc32(text.encode())
+
+
+def test_a_batch_keeps_each_document_apart_and_refused_ones_out():
+    from drift.kinds.payload import open_payloads
+
+    docs = [orjson.dumps({"a": 1, "tags": ["x", "y"]}), b"{oops", orjson.dumps({"b": "2026-11-24"})]
+    opened = open_payloads(docs, LIMITS)
+    assert isinstance(opened[1], Exception) and opened[1].category == "invalid_json"
+    featurizer = PayloadFeaturizer()
+    featurizer.add("first", opened[0])
+    featurizer.add("third", opened[2])
+    tables = featurizer.finish().tables
+    assert sorted(tables["tags"].rows()) == [
+        ("first", "$", "object", ""), ("first", "$.a", "int", ""), ("first", "$.tags", "array", ""),
+        ("first", "$.tags[]", "string", "text"), ("third", "$", "object", ""), ("third", "$.b", "string", "date"),
+    ]
+    assert sorted(tables["values"].rows()) == [("first", "$.a", "1"), ("first", "$.tags[]", "x"), ("first", "$.tags[]", "y"),
+                                               ("third", "$.b", "2026-11-24")]
+    assert tables["arrays"].rows() == [("first", "$.tags", 2.0)] and tables["shapes"]["input_id"].to_list() == ["first", "third"]
+
+
 def test_paths_maps_and_shapes():
     doc = {"id": 1, "items": [{"price": 1.5}, {"price": 2}], "by_id": {"9f1c2e3d4b5a6978": {"n": 1}, "0a1b2c3d4e5f6789": {"n": None}},
            "rates": {"USD": 1.0, "EUR": 0.9}, "meta": {"next": None}, "big": 2**60, "raw": '{"x": 1}'}
@@ -92,7 +120,7 @@ def test_paths_maps_and_shapes():
     assert not any("9f1c" in p or "USD" in p for p, _ in tags)
     assert ("$.by_id", "hex") in seen["keys"] and ("$.rates", "currency") in seen["keys"] and ("$", "record") in seen["keys"]
     assert ("$.raw", "string", "json") in seen["tags"] and seen["big_ints"] == 1 and seen["depth"] == 3
-    assert seen["arrays"]["$.items"] == [2]
+    assert seen["arrays"]["$.items"] == 2  # the document's median array length
     # Other ids, values and array lengths: the same shape. Another type: another shape.
     same = {**doc, "id": 7, "items": [{"price": 9.0}, {"price": 3}, {"price": 4.25}], "by_id": {"ffffeeeeddddcccc": {"n": 2}, "aaaa0000bbbb1111": {"n": None}, "1234567890abcdef": {"n": 5}}}
     assert observe(same, 32, 100)["shape"] == seen["shape"]

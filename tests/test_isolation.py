@@ -59,3 +59,36 @@ def test_failures_are_classified_and_order_is_kept():
         "bug": "unreadable",
         "c": 3,
     }
+
+
+def by_name(target: str, limits) -> dict:
+    name, _, value = target.partition(":")
+    return {"ok": ok, "hang": hang, "die": die, "refuse": refuse, "bug": surprise}[name](int(value or 0), limits)
+
+
+def batch_by_name(targets: list[str], limits) -> list:
+    """A kind's batch function: per target its opened dict, or the exception it raised."""
+    results = []
+    for target in targets:
+        try:
+            results.append({**by_name(target, limits), "batched": True})
+        except Exception as exc:  # noqa: BLE001
+            results.append(exc)
+    return results
+
+
+def test_batches_open_many_inputs_per_call_and_a_failed_batch_is_opened_one_by_one():
+    limits: dict = {}
+    names = ["ok:1", "refuse", "bug", "ok:2", "die", "ok:3", "hang", "ok:4"]
+    tasks = [Task(name, by_name, name, limits, 3, batch_by_name) for name in names]
+    started = time.perf_counter()
+    results = list(open_all(tasks, workers=2, memory_mb=1024, tasks_per_worker=100, batch_size=4))
+    assert time.perf_counter() - started < 30
+    assert [r[0] for r in results] == names
+    outcome = {i: (r.category if isinstance(r, InputError) else (r["value"], r.get("batched", False))) for i, r in results}
+    # The first batch opened in one call; the second lost its worker to "die" and was opened again
+    # one input per task: the crash and the hang are each classified, the others still opened.
+    assert outcome == {
+        "ok:1": (1, True), "refuse": "corrupt", "bug": "unreadable", "ok:2": (2, True),
+        "die": "crashed", "ok:3": (3, False), "hang": "timeout", "ok:4": (4, False),
+    }

@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import orjson
+import polars as pl
 import pytest
 from PIL import Image, ImageFilter
 
@@ -14,7 +15,7 @@ from drift.demo import world as demo_world
 from drift.kinds.base import InputProblem
 from drift.kinds.document import open_document, page_size_class, producer_family
 from drift.kinds.image import open_image
-from drift.kinds.payload import open_payload
+from drift.kinds.payload import PayloadFeaturizer, open_payload
 
 IMAGE_LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000, "crop_size": 32}
 DOC_LIMITS = {"max_bytes": 5_000_000, "max_pages": 50, "text_chars": 2000, "page_size": 32}
@@ -163,7 +164,11 @@ def test_page_size_classes():
 def test_payload_observation_and_descriptors():
     doc = {"id": 1, "items": [{"price": 1.5}, {"price": 2}], "big": 2**60}
     opened = open_payload(orjson.dumps(doc), PAYLOAD_LIMITS)
-    assert ("$.items[].price", "float", "") in opened["tags"] and opened["numbers"]["$.items[].price"] == [1.5]  # the document's median
+    featurizer = PayloadFeaturizer()
+    featurizer.add("doc", opened)
+    tables = featurizer.finish().tables
+    assert ("doc", "$.items[].price", "float", "") in tables["tags"].rows()
+    assert tables["numbers"].filter(pl.col("path") == "$.items[].price").rows() == [("doc", "$.items[].price", 1.5)]  # the median
     assert opened["descriptors"] == {"bytes": len(orjson.dumps(doc)), "node_count": 8.0, "depth": 3.0, "top_type": "object",
                                      "had_bom": 0.0, "big_ints": 1.0}
 

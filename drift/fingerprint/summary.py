@@ -23,8 +23,8 @@ documents themselves:
                              exactly (keep the smallest of the union)
     numbers_n, lengths_n, arrays_n   how many documents contributed a value
 
-Sample priorities are polars' seeded hash of (input id, path, position): any hash independent of
-the values gives a uniform sample.
+Sample priorities are polars' seeded hash of (input id, path): any hash independent of the values
+gives a uniform sample.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _bottom_k(long: pl.DataFrame, name: str) -> pl.DataFrame:
     if long.height == 0:
         return pl.DataFrame(schema={"path": pl.Utf8, f"{name}_p": pl.List(pl.UInt64), f"{name}_v": pl.List(pl.Float64), f"{name}_n": pl.Int64})
     keyed = long.with_columns(
-        pl.struct(pl.col("input_id"), pl.col("path"), pl.int_range(pl.len()).over("input_id", "path")).hash(_SEED).alias("p")
+        pl.struct(pl.col("input_id"), pl.col("path")).hash(_SEED).alias("p")  # one value per document and path
     )
     return keyed.sort("p").group_by("path").agg(
         pl.col("p").head(SAMPLE_K).alias(f"{name}_p"),

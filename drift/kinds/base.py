@@ -5,6 +5,8 @@ A kind has two halves:
 * `open_input(target, limits) -> dict` runs in a worker process (see drift.isolation) on untrusted
   bytes. It returns what the parent needs (descriptors, small pixel arrays, parsed structure) or
   raises `InputProblem` with a category; anything else it raises is classified by the pool.
+* `open_batch(targets, limits) -> list`, optional, opens many small inputs in one worker call:
+  per target its opened dict or the exception it raised (drift.isolation batches such tasks).
 * `Featurizer` runs in the parent: it receives the opened items one by one, as they arrive, and
   turns them into a `FeatureSet`. Streaming lets the image encoder work while workers decode.
 
