@@ -82,7 +82,7 @@ def _bottom_k(long: pl.DataFrame, name: str) -> pl.DataFrame:
 def build(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """The fingerprint of the documents in the featurizer's long tables (see PayloadFeaturizer)."""
     tags = tables["tags"]
-    docs = tags.unique(["input_id", "path"]).group_by("path").agg(pl.len().cast(pl.Int64).alias("docs"))
+    docs = tags.group_by("path").agg(pl.col("input_id").n_unique().cast(pl.Int64).alias("docs"))
     types = _pivot_counts(tags, "type", TYPES, "t_")
     formats = _pivot_counts(tags.filter(pl.col("type") == "string"), "format", FORMATS, "f_")
     keys = _pivot_counts(tables["keys"], "class", KEY_CLASSES, "k_")
@@ -97,10 +97,7 @@ def build(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
         .with_columns((pl.col("values_overflow").fill_null(False) | pl.col("crowded").fill_null(False)).alias("values_overflow"))
         .drop("crowded")
     )
-    kmv = (
-        tables["hashes"].select("path", "value").unique().sort("value").group_by("path")
-        .agg(pl.col("value").head(KMV_K).alias("kmv"))
-    )
+    kmv = tables["hashes"].group_by("path").agg(pl.col("value").unique().bottom_k(KMV_K).sort().alias("kmv"))
     out = docs
     for part in (types, formats, keys, top, kmv, *(_bottom_k(tables[s], s) for s in SAMPLES)):
         out = out.join(part, on="path", how="left")

@@ -62,7 +62,9 @@ import orjson
 
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_AsUTF8AndSize, Py_UNICODE_ISSPACE
+from cpython.unicode cimport (
+    PyUnicode_AsUTF8AndSize, PyUnicode_DATA, PyUnicode_FindChar, PyUnicode_KIND, PyUnicode_READ, Py_UNICODE_ISSPACE,
+)
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdio cimport snprintf
@@ -246,9 +248,11 @@ cdef bint _is_numeric(str s):
 cdef bint _is_email(str s):
     # [^@\s]+ @ [^@\s]+ \. [^@\s]+ : one @, a dot inside the domain, no whitespace
     cdef Py_ssize_t n = len(s), i, at = -1, last_dot = -1
+    cdef unsigned int kind = PyUnicode_KIND(s)
+    cdef void *data = PyUnicode_DATA(s)
     cdef Py_UCS4 c
     for i in range(n):
-        c = s[i]
+        c = PyUnicode_READ(kind, data, i)
         if c == u'@':
             if at >= 0:
                 return False
@@ -263,11 +267,13 @@ cdef bint _is_email(str s):
 cdef bint _is_uri(str s):
     # [a-zA-Z] [a-zA-Z0-9+.-]* :// \S+
     cdef Py_ssize_t n = len(s), i = 1
-    cdef Py_UCS4 c = s[0]
+    cdef unsigned int kind = PyUnicode_KIND(s)
+    cdef void *data = PyUnicode_DATA(s)
+    cdef Py_UCS4 c = PyUnicode_READ(kind, data, 0)
     if not ((c >= u'a' and c <= u'z') or (c >= u'A' and c <= u'Z')):
         return False
     while i < n:
-        c = s[i]
+        c = PyUnicode_READ(kind, data, i)
         if (c >= u'a' and c <= u'z') or (c >= u'A' and c <= u'Z') or _digit(c) or c == u'+' or c == u'.' or c == u'-':
             i += 1
         else:
@@ -275,7 +281,7 @@ cdef bint _is_uri(str s):
     if i + 3 >= n or s[i] != u':' or s[i + 1] != u'/' or s[i + 2] != u'/':
         return False
     for i in range(i + 3, n):
-        if Py_UNICODE_ISSPACE(s[i]):
+        if Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)):
             return False
     return True
 
@@ -299,7 +305,7 @@ cdef int _format(str s):
         return F_UUID
     if (first == u'-' or first == u'+' or first == u'.') and _is_numeric(s):
         return F_NUMERIC
-    if _is_email(s):
+    if PyUnicode_FindChar(s, u'@', 0, n, 1) >= 0 and _is_email(s):  # memchr before the scan
         return F_EMAIL
     if _is_uri(s):
         return F_URI
@@ -487,9 +493,9 @@ cdef class _Walk:
         p.stamp = self.stamp
         p.types = p.formats = p.classes = p.tested = 0
         p.seen_true = p.seen_false = False
-        if p.values is not None:
+        if p.values:
             p.values.clear()
-        if p.ints is not None:
+        if p.ints:
             p.ints.clear()
         p.numbers.n = p.lengths.n = p.arrays.n = 0
         self.touched.append(p)

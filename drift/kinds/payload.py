@@ -16,6 +16,7 @@ consumers' parsers.
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,8 +42,14 @@ _SCHEMAS = {
     name: {c: (_VALUE_TYPES.get(name, pl.Utf8) if c == "value" else pl.Utf8) for c in cols} for name, cols in TABLES.items()
 }
 # In a batch, rows, paths, types, formats and classes are numbers (see open_payloads).
+# In a batch, rows, paths, types, formats and classes are numbers (see open_payloads), as narrow as
+# they can be: the batch is pickled to the parent.
+_NUMBERS = {"row": pl.Int32, "path": pl.Int32, "type": pl.UInt8, "format": pl.UInt8, "class": pl.UInt8}
 _BATCH_SCHEMAS = {
-    name: {("row" if c == "input_id" else c): (t if c in ("value", "shape") else pl.Int64) for c, t in schema.items()}
+    name: {
+        ("row" if c == "input_id" else c): (pl.UInt32 if name == "hashes" and c == "value" else _NUMBERS.get("row" if c == "input_id" else c, t))
+        for c, t in schema.items()
+    }
     for name, schema in _SCHEMAS.items()
 }
 
@@ -97,18 +104,24 @@ def open_payloads(targets: list, limits: dict[str, Any]) -> list:
     batch = Observations()
     tables: dict[str, pl.DataFrame] = {}
     results: list = []
-    for target in targets:
-        try:
-            descriptors, value = _observe(target, limits, batch)
-        except Exception as exc:  # noqa: BLE001 - each document's failure is its own, classified by the pool
-            results.append(exc)
-            continue
-        opened = {"observation": (tables, batch.documents - 1), "descriptors": descriptors}
-        if limits.get("keep_document"):
-            opened["document"] = value
-        results.append(opened)
+    collecting = gc.isenabled()
+    gc.disable()  # parsed JSON holds no cycles; the collector only rescanned every new dict and list
+    try:
+        for target in targets:
+            try:
+                descriptors, value = _observe(target, limits, batch)
+            except Exception as exc:  # noqa: BLE001 - each document's failure is its own, classified by the pool
+                results.append(exc)
+                continue
+            opened = {"observation": (tables, batch.documents - 1), "descriptors": descriptors}
+            if limits.get("keep_document"):
+                opened["document"] = value
+            results.append(opened)
+    finally:
+        if collecting:
+            gc.enable()
     columns = batch.columns()
-    tables.update({name: pl.DataFrame(columns[name], schema=_BATCH_SCHEMAS[name]) for name in TABLES})
+    tables.update({name: pl.DataFrame(columns[name]).cast(_BATCH_SCHEMAS[name]) for name in TABLES})
     tables["paths"] = pl.DataFrame({"path": columns["paths"]}, schema={"path": pl.Utf8})
     return results
 
