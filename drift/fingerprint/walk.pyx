@@ -61,6 +61,7 @@ import numpy as np
 import orjson
 
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
 from cpython.unicode cimport (
     PyUnicode_AsUTF8AndSize, PyUnicode_DATA, PyUnicode_FindChar, PyUnicode_KIND, PyUnicode_READ, Py_UNICODE_ISSPACE,
@@ -436,6 +437,7 @@ cdef class _Path:
     """A path of the trie, and what the current document holds there."""
     cdef str name
     cdef dict children, tag_cache
+    cdef list order_keys, order_paths  # the last record's keys here, in order, and their paths
     cdef _Path items, mapped
     cdef long long stamp
     cdef unsigned int types, formats, classes, tested
@@ -589,14 +591,30 @@ cdef class _Walk:
             return 0
         if p.children is None:
             p.children = {}
+            p.order_keys = []
+            p.order_paths = []
+        cdef Py_ssize_t i = 0, known = len(p.order_keys)
         while PyDict_Next(obj, &pos, &key, &value):
-            found = PyDict_GetItem(p.children, <object>key)
-            if found is NULL:
-                child = self.child(p.name + "." + <str>key)
-                p.children[<object>key] = child
+            # Records of one API repeat their keys in one order, and orjson hands out the same key
+            # objects: compare with the previous record's key at this place before looking up.
+            if i < known and PyList_GET_ITEM(p.order_keys, i) == key:
+                child = <_Path>PyList_GET_ITEM(p.order_paths, i)
             else:
-                child = <_Path>found
+                found = PyDict_GetItem(p.children, <object>key)
+                if found is NULL:
+                    child = self.child(p.name + "." + <str>key)
+                    p.children[<object>key] = child
+                else:
+                    child = <_Path>found
+                if i < known:
+                    p.order_keys[i] = <object>key
+                    p.order_paths[i] = child
+                else:
+                    p.order_keys.append(<object>key)
+                    p.order_paths.append(child)
+                    known += 1
             self.visit(child, <object>value, depth + 1)
+            i += 1
         return 0
 
     cdef int array(self, _Path p, list items, int depth) except -1:

@@ -27,6 +27,9 @@ from ..fingerprint.summary import SAMPLES
 from ..fingerprint.walk import KEY_CLASSES, TAG_FORMATS, TYPES, LimitExceeded, Observations
 from .base import DescriptorFeaturizer, FeatureSet, InputProblem, read_limited
 
+if TYPE_CHECKING:
+    from ..stats.tests import TestResult
+
 # The long tables of a window, one row per document and what it holds at a path (see
 # drift.fingerprint.walk for what each holds).
 TABLES = {
@@ -41,15 +44,11 @@ _VALUE_TYPES = {"hashes": pl.Int64, **{table: pl.Float64 for table in SAMPLES}}
 _SCHEMAS = {
     name: {c: (_VALUE_TYPES.get(name, pl.Utf8) if c == "value" else pl.Utf8) for c in cols} for name, cols in TABLES.items()
 }
-# In a batch, rows, paths, types, formats and classes are numbers (see open_payloads).
 # In a batch, rows, paths, types, formats and classes are numbers (see open_payloads), as narrow as
 # they can be: the batch is pickled to the parent.
-_NUMBERS = {"row": pl.Int32, "path": pl.Int32, "type": pl.UInt8, "format": pl.UInt8, "class": pl.UInt8}
+_NUMBERS = {"input_id": pl.Int32, "path": pl.Int32, "type": pl.UInt8, "format": pl.UInt8, "class": pl.UInt8}
 _BATCH_SCHEMAS = {
-    name: {
-        ("row" if c == "input_id" else c): (pl.UInt32 if name == "hashes" and c == "value" else _NUMBERS.get("row" if c == "input_id" else c, t))
-        for c, t in schema.items()
-    }
+    name: {("row" if c == "input_id" else c): _NUMBERS.get(c, pl.UInt32 if name == "hashes" else t) for c, t in schema.items()}
     for name, schema in _SCHEMAS.items()
 }
 
@@ -86,9 +85,6 @@ def _observe(target, limits: dict[str, Any], batch: Observations) -> tuple[dict[
     }
     return descriptors, value
 
-
-if TYPE_CHECKING:
-    from ..stats.tests import TestResult
 
 _TOP_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "bool", type(None): "null"}
 
@@ -158,11 +154,13 @@ class PayloadFeaturizer(DescriptorFeaturizer):
         batches = list(self.batches.values())
         ids: list[str | None] = []
         row_offsets, path_offsets, paths = [], [], [pl.Series("path", [], dtype=pl.Utf8)]
+        path_count = 0
         for batch, names in batches:
             row_offsets.append(len(ids))
-            path_offsets.append(sum(map(len, paths)))
+            path_offsets.append(path_count)
             ids.extend(names.get(row) for row in range(batch["shapes"].height))
             paths.append(batch["paths"]["path"])
+            path_count += batch["paths"].height
         names_of = {
             "row": pl.Series("input_id", ids, dtype=pl.Utf8),
             "path": pl.concat(paths),
