@@ -91,6 +91,15 @@ def test_kmv_hashes_are_zlib_crc32_of_the_utf8():
         assert crc32_text(text) == zlib.crc32(text.encode())
 
 
+def test_a_document_contributes_the_lower_median_of_what_it_holds_at_a_path():
+    rng = random.Random(7)
+    for n in (1, 2, 3, 10, 101, 1000):
+        values = [rng.choice([rng.randint(-50, 50), round(rng.uniform(-50, 50), 3)]) for _ in range(n)]
+        seen = observe({"v": values, "s": ["x" * (abs(int(v)) % 40) for v in values]}, 32, 10_000)
+        assert seen["numbers"]["$.v[]"] == sorted(values)[(n - 1) // 2]
+        assert seen["lengths"]["$.s[]"] == sorted(abs(int(v)) % 40 for v in values)[(n - 1) // 2]
+
+
 def test_a_batch_keeps_each_document_apart_and_refused_ones_out():
     from drift.kinds.payload import open_payloads
 
