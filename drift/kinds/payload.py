@@ -46,11 +46,16 @@ _SCHEMAS = {
 }
 # In a batch, rows, paths, types, formats and classes are numbers (see open_payloads), as narrow as
 # they can be: the batch is pickled to the parent.
-_NUMBERS = {"input_id": pl.Int32, "path": pl.Int32, "type": pl.UInt8, "format": pl.UInt8, "class": pl.UInt8}
-_BATCH_SCHEMAS = {
-    name: {("row" if c == "input_id" else c): _NUMBERS.get(c, pl.UInt32 if name == "hashes" else t) for c, t in schema.items()}
-    for name, schema in _SCHEMAS.items()
-}
+_NARROW = {"row": np.int32, "path": np.int32, "type": np.uint8, "format": np.uint8, "class": np.uint8, ("hashes", "value"): np.uint32}
+
+
+def _batch_frame(table: str, columns: dict[str, Any]) -> pl.DataFrame:
+    """One table of a batch from Observations.columns(): numbers narrowed, texts as strings."""
+    return pl.DataFrame({
+        name: pl.Series(name, column, dtype=pl.Utf8) if isinstance(column, list)
+        else column.astype(_NARROW.get((table, name), _NARROW.get(name, column.dtype)), copy=False)
+        for name, column in columns.items()
+    })
 
 
 def _observe(target, limits: dict[str, Any], batch: Observations) -> tuple[dict[str, Any], Any]:
@@ -117,7 +122,7 @@ def open_payloads(targets: list, limits: dict[str, Any]) -> list:
         if collecting:
             gc.enable()
     columns = batch.columns()
-    tables.update({name: pl.DataFrame(columns[name]).cast(_BATCH_SCHEMAS[name]) for name in TABLES})
+    tables.update({name: _batch_frame(name, columns[name]) for name in TABLES})
     tables["paths"] = pl.DataFrame({"path": columns["paths"]}, schema={"path": pl.Utf8})
     return results
 
