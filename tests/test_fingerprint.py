@@ -82,6 +82,15 @@ def test_string_formats():
     assert {s: string_format(s) for s in cases} == cases
 
 
+def test_key_classes():
+    from drift.fingerprint.walk import key_class
+
+    cases = {"123": "int", "-7": "int", "9f1c2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b": "uuid", "2026-11-24": "date",
+             "2026-11-24T03:00:00Z": "date", "0a1b2c3d4e5f": "hex", "USD": "currency", "id": None, "Usd": None,
+             "0a1b2c3d4e5": None, "": None, "١٢٣": None}
+    assert {k: key_class(k) for k in cases} == cases
+
+
 def test_kmv_hashes_are_zlib_crc32_of_the_utf8():
     import zlib
 
