@@ -66,6 +66,9 @@ def classify(exc: BaseException, timeout: float) -> tuple[str, str]:
     return "unreadable", f"{type(exc).__name__}: {exc}"[:500]
 
 
+_FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit)  # the parent's own end, never an input's failure
+
+
 def _open_batch(batch: Callable, targets: list[Any], limits: dict[str, Any], timeout: float) -> list[Any]:
     """Worker side: every input's opened dict, or its classified (category, message)."""
     return [classify(item, timeout) if isinstance(item, BaseException) else item for item in batch(targets, limits)]
@@ -110,9 +113,9 @@ def open_all(
     def one(task: Task, future: Any) -> tuple[str, dict[str, Any] | InputError]:
         try:
             return task.input_id, future.result()
+        except _FATAL:
+            raise
         except BaseException as exc:  # noqa: BLE001 - every failure of one input is classified
-            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-                raise
             category, message = classify(exc, task.timeout)
             return task.input_id, InputError(task.input_id, category, message)
 
@@ -135,9 +138,9 @@ def open_all(
                 continue
             try:
                 results = future.result()
-            except BaseException as exc:  # noqa: BLE001 - the batch is opened again, one by one
-                if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-                    raise
+            except _FATAL:
+                raise
+            except BaseException:  # noqa: BLE001 - the batch is opened again, one by one
                 alone = [(task, pool.schedule(task.function, args=(task.target, task.limits), timeout=task.timeout)) for task in group]
                 for task, single in alone:
                     yield one(task, single)

@@ -2,8 +2,8 @@
 """One JSON document -> what its structure and values look like, path by path (worker side).
 
 Compiled (Cython, built by `pip install`): every node of the parsed document is visited once, in C.
-The same walk in Python ran at a third of genson's speed, because most paths of an API response
-hold one node per document and the per-path work of an interpreter dominated
+With the same walk in Python, fingerprinting ran at a third of genson's speed: most paths of an
+API response hold one node per document, and the interpreter's work per path dominated
 (benchmarks/RESULTS.md).
 
 Paths look like `$.items[].price`: every array element shares the path `[]`. An object whose keys
