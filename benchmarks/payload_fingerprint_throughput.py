@@ -13,12 +13,17 @@ in memory, then, in one run:
   does it (starting the workers included), and once on twice the documents: the difference is
   the cost of the second copy, the rate once the workers are running.
 
-    python benchmarks/payload_fingerprint_throughput.py [--mb 100] [--workers 2]
+Every method runs --repeat times, the methods taking turns, and the table gives each one's median
+time with the fastest and slowest run: on a shared 2-core machine one run of the same code varies
+by 10-20%.
+
+    python benchmarks/payload_fingerprint_throughput.py [--mb 100] [--workers 2] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -42,13 +47,10 @@ def api_responses() -> list[bytes]:
     return docs
 
 
-def timed(label: str, work, megabytes: float, rows: list) -> float:
-    """Run `work` once; append (label, MB/s, seconds) to rows and return the seconds."""
+def seconds(work) -> float:
     started = time.perf_counter()
     work()
-    seconds = time.perf_counter() - started
-    rows.append((label, megabytes / seconds, seconds))
-    return seconds
+    return time.perf_counter() - started
 
 
 def drift_one_process(docs: list[bytes]) -> None:
@@ -90,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=100.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     if not CORPUS.is_dir():
         raise SystemExit(f"{CORPUS} not found: this benchmark needs ../shared/corpus beside the clone")
@@ -102,23 +105,35 @@ def main() -> None:
 
     import drift.fingerprint.summary, drift.isolation, drift.kinds.payload  # noqa: F401 - imported before the clocks start
 
-    rows: list = []
-    timed("orjson parse only", lambda: [orjson.loads(d) and None for d in docs], megabytes, rows)
-    timed("genson schema inference (parse + one SchemaBuilder)", lambda: genson_union(docs), megabytes, rows)
-    timed("drift fingerprint, 1 process", lambda: drift_one_process(docs), megabytes, rows)
-    cold = timed(f"drift fingerprint, {args.workers} worker processes (as a run: starts its workers)", lambda: drift_workers(docs, args.workers), megabytes, rows)
-    # A run starts its worker processes once (spawn, imports): a fixed cost, not a rate. The rate
-    # is what one more copy of the data costs: the same run on twice the documents, minus this one.
-    twice = time.perf_counter()
-    drift_workers(docs + docs, args.workers)
-    twice = time.perf_counter() - twice
-    rows.append((f"drift fingerprint, {args.workers} worker processes, per further MB (the second {megabytes:.0f} MB)", megabytes / (twice - cold), twice - cold))
-    genson_rate = rows[1][1]
+    labels = {
+        "orjson": "orjson parse only",
+        "genson": "genson schema inference (parse + one SchemaBuilder)",
+        "one": "drift fingerprint, 1 process",
+        "run": f"drift fingerprint, {args.workers} worker processes (as a run: starts its workers)",
+        "further": f"drift fingerprint, {args.workers} worker processes, per further MB (the second {megabytes:.0f} MB)",
+    }
+    times: dict[str, list[float]] = {key: [] for key in labels}
+    starts = []
+    for _ in range(args.repeat):
+        times["orjson"].append(seconds(lambda: [orjson.loads(d) and None for d in docs]))
+        times["genson"].append(seconds(lambda: genson_union(docs)))
+        times["one"].append(seconds(lambda: drift_one_process(docs)))
+        # A run starts its worker processes once (spawn, imports): a fixed cost, not a rate. The
+        # rate is what one more copy of the data costs: the same run on twice the documents, minus
+        # this one.
+        cold = seconds(lambda: drift_workers(docs, args.workers))
+        twice = seconds(lambda: drift_workers(docs + docs, args.workers))
+        times["run"].append(cold)
+        times["further"].append(twice - cold)
+        starts.append(cold - (twice - cold))
+    genson = statistics.median(times["genson"])
+    print(f"median of {args.repeat} runs (fastest - slowest)\n")
     print("| method | MB/s | seconds | vs genson |")
     print("|---|---:|---:|---:|")
-    for label, rate, seconds in rows:
-        print(f"| {label} | {rate:.1f} | {seconds:.2f} | {rate / genson_rate:.2f}x |")
-    print(f"\nstarting the workers: about {cold - (twice - cold):.2f} s, once per run")
+    for key, label in labels.items():
+        median = statistics.median(times[key])
+        print(f"| {label} | {megabytes / median:.1f} | {median:.2f} ({min(times[key]):.2f} - {max(times[key]):.2f}) | {genson / median:.2f}x |")
+    print(f"\nstarting the workers: about {statistics.median(starts):.2f} s, once per run")
 
 
 if __name__ == "__main__":

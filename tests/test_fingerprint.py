@@ -96,8 +96,31 @@ def test_kmv_hashes_are_zlib_crc32_of_the_utf8():
 
     from drift.fingerprint.walk import crc32_text
 
-    for text in ("", "in_stock", "héllo ✓ 𝄞", "x" * 1000):
+    for text in ("", "in_stock", "héllo ✓ 𝄞", "x" * 1000, *("0123456789abcdefgh"[:n] for n in range(18))):
         assert crc32_text(text) == zlib.crc32(text.encode())
+
+
+def test_a_value_is_one_value_whatever_its_json_type():
+    import zlib
+
+    # 5 and "5", true and "true": the consumer reads one value; a string still gets its format
+    seen = observe({"a": [5, "5", True, "true", -12, "-12", 2**70, str(2**70), "x", "x"]}, 32, 100)
+    assert sorted(seen["values"]["$.a[]"]) == sorted(["5", "true", "-12", str(2**70), "x"])
+    assert sorted(seen["hashes"]["$.a[]"]) == sorted(zlib.crc32(v.encode()) for v in seen["values"]["$.a[]"])
+    assert {(t, f) for p, t, f in seen["tags"] if p == "$.a[]"} == {("int", ""), ("bool", ""), ("string", "numeric"), ("string", "text")}
+
+
+def test_a_crowded_path_keeps_the_smallest_hashes_of_its_distinct_values():
+    import zlib
+
+    from drift.fingerprint.walk import DOC_VALUE_CAP, KMV_K
+
+    ids = [f"id-{i}" for i in range(3000)]
+    seen = observe({"ids": ids + ids[:500]}, 32, 10_000)  # repeats count once
+    assert seen["values"]["$.ids[]"] is None  # more than DOC_VALUE_CAP: no enum
+    assert sorted(seen["hashes"]["$.ids[]"]) == sorted(zlib.crc32(i.encode()) for i in ids)[:KMV_K]
+    few = observe({"ids": ids[:DOC_VALUE_CAP] * 3}, 32, 10_000)
+    assert sorted(few["values"]["$.ids[]"]) == sorted(ids[:DOC_VALUE_CAP])
 
 
 def test_a_document_contributes_the_lower_median_of_what_it_holds_at_a_path():

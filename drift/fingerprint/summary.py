@@ -59,10 +59,10 @@ def _empty_list(dtype) -> pl.Expr:
 
 def _pivot_counts(long: pl.DataFrame, column: str, labels: tuple[str, ...], prefix: str) -> pl.DataFrame:
     """Documents per (path, label) as one count column per label."""
-    counts = long.unique(["input_id", "path", column]).group_by("path").agg(
-        [(pl.col(column) == label).sum().cast(pl.Int64).alias(f"{prefix}{label}") for label in labels]
+    counts = long.group_by("path", column).agg(pl.col("input_id").n_unique().alias("n"))
+    return counts.group_by("path").agg(
+        [pl.col("n").filter(pl.col(column) == label).sum().cast(pl.Int64).alias(f"{prefix}{label}") for label in labels]
     )
-    return counts
 
 
 def _bottom_k(long: pl.DataFrame, name: str) -> pl.DataFrame:

@@ -39,7 +39,9 @@ counted:
     tags      [(path, type, format)]     type: null bool int float string object array
     values    (path, value | None)       distinct scalars usable as enum values (ints, bools,
                                          strings up to 64 characters), as text; one None when
-                                         the document alone holds more than DOC_VALUE_CAP of them
+                                         the document alone holds more than DOC_VALUE_CAP of them.
+                                         A value is its text: 5 and "5", true and "true" are one;
+                                         values are told apart by their crc32
     hashes    (path, hash)               the KMV_K smallest crc32 hashes of those distinct values
     numbers   (path, value)              ints and floats          } one value per path and
     lengths   (path, length)             string lengths           } document, a float: the
@@ -67,33 +69,51 @@ from cpython.unicode cimport (
     PyUnicode_AsUTF8AndSize, PyUnicode_DATA, PyUnicode_FindChar, PyUnicode_KIND, PyUnicode_READ, Py_UNICODE_ISSPACE,
 )
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
-from libc.stdio cimport snprintf
-from libc.stdlib cimport qsort
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Realloc
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-cdef unsigned int _CRC_TABLE[256]
+cdef unsigned int _CRC[8][256]
 
 
-cdef void _crc_table():
+cdef void _crc_tables():
+    # _CRC[0] is zlib's byte table; _CRC[k] advances a byte through k more zero bytes, so that the
+    # loop below takes eight bytes per step ("slicing-by-8"): every string up to 64 characters of
+    # every document is hashed, and a byte at a time was a tenth of the walk
     cdef unsigned int c, n, k
     for n in range(256):
         c = n
         for k in range(8):
-            c = (0xEDB88320 ^ (c >> 1)) if c & 1 else (c >> 1)
-        _CRC_TABLE[n] = c
+            c = (<unsigned int>0xEDB88320 ^ (c >> 1)) if c & 1 else (c >> 1)
+        _CRC[0][n] = c
+    for n in range(256):
+        c = _CRC[0][n]
+        for k in range(1, 8):
+            c = _CRC[0][c & 0xFF] ^ (c >> 8)
+            _CRC[k][n] = c
 
 
-_crc_table()
+_crc_tables()
 
 
-cdef inline unsigned int _crc32(const unsigned char *data, Py_ssize_t size):
+cdef inline unsigned int _word(const unsigned char *d) noexcept:
+    return <unsigned int>d[0] | (<unsigned int>d[1] << 8) | (<unsigned int>d[2] << 16) | (<unsigned int>d[3] << 24)
+
+
+cdef inline unsigned int _crc32(const unsigned char *data, Py_ssize_t size) noexcept:
     """CRC-32 as zlib computes it (same polynomial and bit order; tested against zlib.crc32)."""
-    cdef unsigned int c = 0xFFFFFFFF
-    cdef Py_ssize_t i
-    for i in range(size):
-        c = _CRC_TABLE[(c ^ data[i]) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+    cdef unsigned int c = ~(<unsigned int>0), a, b
+    while size >= 8:
+        a = c ^ _word(data)
+        b = _word(data + 4)
+        c = (_CRC[7][a & 0xFF] ^ _CRC[6][(a >> 8) & 0xFF] ^ _CRC[5][(a >> 16) & 0xFF] ^ _CRC[4][a >> 24]
+             ^ _CRC[3][b & 0xFF] ^ _CRC[2][(b >> 8) & 0xFF] ^ _CRC[1][(b >> 16) & 0xFF] ^ _CRC[0][b >> 24])
+        data += 8
+        size -= 8
+    while size > 0:
+        c = _CRC[0][(c ^ data[0]) & 0xFF] ^ (c >> 8)
+        data += 1
+        size -= 1
+    return ~c
 
 
 def crc32_text(str value):
@@ -102,7 +122,9 @@ def crc32_text(str value):
 
 MAX_ENUM_VALUE = 64
 VALUE_CAP = 200  # distinct values kept per path and window (the top values)
-DOC_VALUE_CAP = 20  # more distinct values in one document: no enum, not kept
+cdef enum:
+    C_DOC_VALUE_CAP = 20
+DOC_VALUE_CAP = C_DOC_VALUE_CAP  # more distinct values in one document: no enum, not kept
 KMV_K = 256
 FORMAT_SAMPLE = 64
 
@@ -137,10 +159,13 @@ cdef enum:
     K_HEX = 16
     K_CURRENCY = 32
 
+cdef enum:
+    NEW_VALUE = 1
+    NEW_STRING = 2
+
 cdef long long SAFE_INT = 2 ** 53
 cdef Py_ssize_t C_MAX_ENUM_VALUE = MAX_ENUM_VALUE
 cdef Py_ssize_t C_FORMAT_SAMPLE = FORMAT_SAMPLE
-cdef Py_ssize_t C_DOC_VALUE_CAP = DOC_VALUE_CAP
 cdef Py_ssize_t C_KMV_K = KMV_K
 
 
@@ -154,11 +179,11 @@ class LimitExceeded(Exception):
 
 # --- string formats and key classes: character tests, no regular expressions -----------------
 
-cdef inline bint _digit(Py_UCS4 c):
+cdef inline bint _digit(Py_UCS4 c) noexcept:
     return c >= u'0' and c <= u'9'
 
 
-cdef inline bint _hex(Py_UCS4 c):
+cdef inline bint _hex(Py_UCS4 c) noexcept:
     return _digit(c) or (c >= u'a' and c <= u'f') or (c >= u'A' and c <= u'F')
 
 
@@ -363,7 +388,7 @@ def key_class(str key):
     return KEY_CLASSES[_bit_index(cls)] if cls else None
 
 
-cdef inline int _bit_index(unsigned int bit):
+cdef inline int _bit_index(unsigned int bit) noexcept:
     cdef int i = 0
     while bit > 1:
         bit >>= 1
@@ -375,8 +400,8 @@ cdef inline int _bit_index(unsigned int bit):
 #
 # A worker observes thousands of documents of a few APIs, so the paths persist from one document to
 # the next in a trie: a path's name, its tag tuples and its buffers are made once, and each
-# document only resets the paths it touches (`stamp`). A document's shape is looked up by its set
-# of tags, which repeats from document to document, before it is sorted and hashed.
+# document only resets the paths it touches (`stamp`). A document's shape is looked up by a key of
+# its set of tags, which repeats from document to document, before the tags are sorted and hashed.
 
 cdef struct _Buffer:
     double *data
@@ -400,11 +425,56 @@ cdef inline int _push(_Buffer *buffer, double value) except -1:
     return 0
 
 
-cdef double _median(_Buffer *buffer):
-    """The document's one value at a path: the lower median of what it holds there (quickselect)."""
-    cdef double *a = buffer.data
-    cdef Py_ssize_t k = (buffer.n - 1) // 2, lo = 0, hi = buffer.n - 1, i, j
-    cdef double pivot, swap
+cdef struct _Ints:
+    long long *data
+    Py_ssize_t n, size
+
+
+cdef inline int _put(_Ints *column, long long value) except -1:
+    if column.n == column.size:
+        column.data = <long long *>_grow(column.data, &column.size, sizeof(long long))
+    column.data[column.n] = value
+    column.n += 1
+    return 0
+
+
+cdef inline unsigned int _crc32_text(str value):
+    cdef const char *data
+    cdef Py_ssize_t size
+    data = PyUnicode_AsUTF8AndSize(value, &size)  # orjson only yields valid UTF-8
+    return _crc32(<const unsigned char *>data, size)
+
+
+cdef inline unsigned int _crc32_decimal(long long v) noexcept:
+    # the hash of an integer's decimal text, so that 5 and "5" are one value
+    cdef char text[24]
+    cdef int i = 24
+    cdef unsigned long long u = (<unsigned long long>(-(v + 1)) + 1) if v < 0 else <unsigned long long>v
+    while True:
+        i -= 1
+        text[i] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        i -= 1
+        text[i] = 45  # '-'
+    return _crc32(<const unsigned char *>&text[i], 24 - i)
+
+
+cdef unsigned int _CRC_TRUE = _crc32_text("true")
+cdef unsigned int _CRC_FALSE = _crc32_text("false")
+
+
+ctypedef fused _number:
+    double
+    long long
+
+
+cdef void _select(_number *a, Py_ssize_t n, Py_ssize_t k) noexcept:
+    """Quickselect: a[k] becomes what it would be sorted, no smaller value after it, no larger before."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, i, j
+    cdef _number pivot, swap
     while lo < hi:
         pivot = a[(lo + hi) // 2]
         i, j = lo, hi
@@ -423,7 +493,22 @@ cdef double _median(_Buffer *buffer):
             lo = i
         else:
             break
-    return a[k]
+
+
+cdef double _median(_Buffer *buffer):
+    """The document's one value at a path: the lower median of what it holds there."""
+    cdef Py_ssize_t k = (buffer.n - 1) // 2
+    _select(buffer.data, buffer.n, k)
+    return buffer.data[k]
+
+
+cdef inline unsigned long long _mix(unsigned long long x) noexcept:
+    # splitmix64's finaliser: summed over a document's paths, a key for its set of tags
+    x ^= x >> 30
+    x *= 0xBF58476D1CE4E5B9ULL
+    x ^= x >> 27
+    x *= 0x94D049BB133111EBULL
+    return x ^ (x >> 31)
 
 
 cdef double _as_double(object number):
@@ -441,15 +526,71 @@ cdef class _Path:
     cdef _Path items, mapped
     cdef long long stamp
     cdef unsigned int types, formats, classes, tested
-    cdef set values, ints
-    cdef bint seen_true, seen_false
     cdef _Buffer numbers, lengths, arrays
     cdef long long owner, number  # the Observations that numbered this path, and its number there
+    cdef unsigned long long serial  # unique in the trie: what the shape key is made of
+    # The document's distinct values here (strings up to MAX_ENUM_VALUE characters, ints as their
+    # decimal text, bools as true/false), by their crc32: an open-addressing table whose slots
+    # belong to the document that stamped them (stamp * 2, plus 1 once a string held the value), so
+    # that no document clears it; the hashes in the order first seen; and the first
+    # DOC_VALUE_CAP + 1 values themselves, borrowed from the document, which outlives the walk.
+    cdef unsigned int *slot_hash
+    cdef long long *slot_stamp
+    cdef Py_ssize_t slots
+    cdef _Ints distinct
+    cdef PyObject *firsts[C_DOC_VALUE_CAP + 1]
 
     def __dealloc__(self):
         PyMem_Free(self.numbers.data)
         PyMem_Free(self.lengths.data)
         PyMem_Free(self.arrays.data)
+        PyMem_Free(self.slot_hash)
+        PyMem_Free(self.slot_stamp)
+        PyMem_Free(self.distinct.data)
+
+    cdef int first_time(self, unsigned int h, object value, bint string) except -1:
+        """NEW_VALUE if the document holds this value here for the first time; NEW_STRING if only
+        as a string (5, then "5": one value, but a string whose format is to be tested); else 0."""
+        cdef Py_ssize_t i, mask
+        if (self.distinct.n + 1) * 2 > self.slots:
+            self.rehash()
+        mask = self.slots - 1
+        i = (h ^ (h >> 16)) & mask
+        while self.slot_stamp[i] >> 1 == self.stamp:
+            if self.slot_hash[i] == h:
+                if string and not self.slot_stamp[i] & 1:
+                    self.slot_stamp[i] |= 1
+                    return NEW_STRING
+                return 0
+            i = (i + 1) & mask
+        self.slot_stamp[i] = self.stamp * 2 + string
+        self.slot_hash[i] = h
+        if self.distinct.n <= C_DOC_VALUE_CAP:
+            self.firsts[self.distinct.n] = <PyObject *>value
+        _put(&self.distinct, h)
+        return NEW_VALUE
+
+    cdef int rehash(self) except -1:
+        cdef Py_ssize_t slots = self.slots * 2 if self.slots else 16, i, j, mask = slots - 1
+        cdef unsigned int *hashes = <unsigned int *>PyMem_Calloc(slots, sizeof(unsigned int))
+        cdef long long *stamps = <long long *>PyMem_Calloc(slots, sizeof(long long))
+        cdef unsigned int h
+        if hashes is NULL or stamps is NULL:
+            PyMem_Free(hashes)
+            PyMem_Free(stamps)
+            raise MemoryError()
+        for j in range(self.slots):  # the values of this document are the only live ones
+            if self.slot_stamp[j] >> 1 == self.stamp:
+                h = self.slot_hash[j]
+                i = (h ^ (h >> 16)) & mask
+                while stamps[i]:
+                    i = (i + 1) & mask
+                stamps[i] = self.slot_stamp[j]
+                hashes[i] = h
+        PyMem_Free(self.slot_hash)
+        PyMem_Free(self.slot_stamp)
+        self.slot_hash, self.slot_stamp, self.slots = hashes, stamps, slots
+        return 0
 
     cdef tuple tags(self):
         """(path, type, format) for what the document holds here, made once per combination."""
@@ -487,20 +628,17 @@ cdef class _Walk:
         p.name = name
         p.tag_cache = {}
         self.size += 1
+        p.serial = self.size
         return p
 
-    cdef inline void touch(self, _Path p):
+    cdef inline int touch(self, _Path p) except -1:
         if p.stamp == self.stamp:
-            return
+            return 0
         p.stamp = self.stamp
         p.types = p.formats = p.classes = p.tested = 0
-        p.seen_true = p.seen_false = False
-        if p.values:
-            p.values.clear()
-        if p.ints:
-            p.ints.clear()
-        p.numbers.n = p.lengths.n = p.arrays.n = 0
+        p.numbers.n = p.lengths.n = p.arrays.n = p.distinct.n = 0
         self.touched.append(p)
+        return 0
 
     cdef void start(self, int max_depth, Py_ssize_t max_array):
         # A hostile stream of ever-new keys must not grow the trie without bound.
@@ -539,10 +677,7 @@ cdef class _Walk:
             _push(&p.numbers, <double>node)
         elif kind is bool:
             p.types |= T_BOOL
-            if node:
-                p.seen_true = True
-            else:
-                p.seen_false = True
+            p.first_time(_CRC_TRUE if node is True else _CRC_FALSE, node, False)
         else:
             p.types |= T_NULL
         return 0
@@ -550,15 +685,9 @@ cdef class _Walk:
     cdef inline int string(self, _Path p, str s) except -1:
         cdef Py_ssize_t n = len(s)
         p.types |= T_STRING
-        cdef Py_ssize_t known
         _push(&p.lengths, <double>n)
-        if n <= C_MAX_ENUM_VALUE:
-            if p.values is None:
-                p.values = set()
-            known = len(p.values)
-            p.values.add(s)
-            if len(p.values) == known:
-                return 0  # a repeated value: its format is known
+        if n <= C_MAX_ENUM_VALUE and not p.first_time(_crc32_text(s), s, True):
+            return 0  # a repeated value: its format is known
         if p.tested < C_FORMAT_SAMPLE:
             p.tested += 1
             p.formats |= _format(s)
@@ -570,9 +699,7 @@ cdef class _Walk:
         if overflow or v > SAFE_INT or v < -SAFE_INT:
             self.big_ints += 1
         _push(&p.numbers, _as_double(value) if overflow else <double>v)
-        if p.ints is None:
-            p.ints = set()
-        p.ints.add(value)
+        p.first_time(_crc32_text(str(value)) if overflow else _crc32_decimal(v), value, False)
         return 0
 
     cdef int object(self, _Path p, dict obj, int depth) except -1:
@@ -636,45 +763,6 @@ cdef Py_ssize_t _MAX_SHAPES = 20_000
 cdef _Walk _WALK = _Walk()
 
 
-cdef inline unsigned long _crc32_text(str value):
-    cdef const char *data
-    cdef Py_ssize_t size
-    data = PyUnicode_AsUTF8AndSize(value, &size)  # orjson only yields valid UTF-8
-    return _crc32(<const unsigned char *>data, size)
-
-
-cdef inline unsigned long _crc32_int(object value):
-    # the hash of the integer's decimal text, so that 5 and "5" are one value
-    cdef char buffer[32]
-    cdef int overflow = 0
-    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow:
-        return _crc32_text(str(value))
-    return _crc32(<const unsigned char *>buffer, snprintf(buffer, 32, "%lld", v))
-
-
-cdef unsigned long _CRC_TRUE = _crc32_text("true")
-cdef unsigned long _CRC_FALSE = _crc32_text("false")
-
-
-cdef struct _Ints:
-    long long *data
-    Py_ssize_t n, size
-
-
-cdef inline int _put(_Ints *column, long long value) except -1:
-    if column.n == column.size:
-        column.data = <long long *>_grow(column.data, &column.size, sizeof(long long))
-    column.data[column.n] = value
-    column.n += 1
-    return 0
-
-
-cdef int _compare(const void *a, const void *b) noexcept nogil:
-    cdef long long x = (<const long long *>a)[0], y = (<const long long *>b)[0]
-    return (x > y) - (x < y)
-
-
 cdef object _int_array(_Ints *column):
     return np.frombuffer(PyBytes_FromStringAndSize(<char *>column.data, column.n * sizeof(long long)), dtype=np.int64)
 
@@ -692,16 +780,17 @@ TAG_FORMATS = FORMATS + ("",)
 cdef class Observations:
     """Documents observed one after another, gathered as long tables (see `columns`).
 
-    Rows are documents in the order they were added (from 0); paths are numbers into `paths`.
-    Everything but value texts and shapes is a C column: a batch of documents crosses to the parent
-    as a few arrays, not as a Python object per value.
+    Rows are documents in the order they were added (from 0); paths are numbers into `paths`, value
+    texts numbers into `texts`. Everything but shapes is a C column: a batch of documents crosses to
+    the parent as a few arrays, not as a Python object per value.
     """
     cdef _Ints tag_row, tag_path, tag_type, tag_format, key_row, key_path, key_class
-    cdef _Ints value_row, value_path, hash_row, hash_path, hash_value
+    cdef _Ints value_row, value_path, value_text, hash_row, hash_path, hash_value
     cdef _Ints sample_row[3]
     cdef _Ints sample_path[3]
     cdef _Buffer sample_value[3]
-    cdef list value_text, shapes, paths
+    cdef list texts, shapes, paths
+    cdef dict text_numbers
     cdef long long token
     cdef readonly Py_ssize_t documents
 
@@ -709,7 +798,8 @@ cdef class Observations:
         global _OBSERVATIONS
         _OBSERVATIONS += 1
         self.token = _OBSERVATIONS
-        self.value_text, self.shapes, self.paths = [], [], []
+        self.texts, self.shapes, self.paths = [None], [], []  # text 0: None, a crowded path
+        self.text_numbers = {}
 
     def __dealloc__(self):
         cdef int i
@@ -722,6 +812,7 @@ cdef class Observations:
         PyMem_Free(self.key_class.data)
         PyMem_Free(self.value_row.data)
         PyMem_Free(self.value_path.data)
+        PyMem_Free(self.value_text.data)
         PyMem_Free(self.hash_row.data)
         PyMem_Free(self.hash_path.data)
         PyMem_Free(self.hash_value.data)
@@ -744,12 +835,12 @@ cdef class Observations:
         cdef int i, f
         cdef long long row = self.documents, path
         cdef _Buffer *samples[3]
+        cdef unsigned long long shape_key = 0
         walk.start(max_depth, max_array)
         walk.visit(walk.root, value, 0)
-        tags = []
         for p in walk.touched:
             path = self.path_number(p)
-            tags.extend(p.tags())
+            shape_key += _mix((p.serial << 16) | (p.types << 8) | p.formats)  # the set of tags, in any order
             for i in range(7):
                 if p.types & (1 << i):
                     if (1 << i) == T_STRING:
@@ -770,46 +861,36 @@ cdef class Observations:
                     _put(&self.sample_row[i], row)
                     _put(&self.sample_path[i], path)
                     _push(&self.sample_value[i], _median(samples[i]))
-        shape_key = frozenset(tags)
         shape = walk.shapes.get(shape_key)
         if shape is None:
+            tags = []
+            for p in walk.touched:
+                tags.extend(p.tags())
             tags.sort()
             shape = walk.shapes[shape_key] = hashlib.blake2b(repr(tags).encode(), digest_size=8).hexdigest()
         self.shapes.append(shape)
         self.documents += 1
         return {"node_count": walk.nodes, "depth": walk.deepest, "big_ints": walk.big_ints}
 
-    cdef inline void tag(self, long long row, long long path, int kind, int form):
+    cdef inline int tag(self, long long row, long long path, int kind, int form) except -1:
         _put(&self.tag_row, row)
         _put(&self.tag_path, path)
         _put(&self.tag_type, kind)
         _put(&self.tag_format, form)
+        return 0
 
     cdef int values(self, _Path p, long long row, long long path) except -1:
         """The path's distinct enum-usable values as text (None past DOC_VALUE_CAP), and their KMV
         hashes: crc32 is stable across processes and machines, unlike hash(); 32 bits are plenty.
         """
-        cdef set strings = p.values if p.values else None
-        cdef set ints = p.ints if p.ints else None
-        cdef Py_ssize_t start = self.hash_value.n, i
-        if strings is not None and ints is not None:  # ints and strings at one path: one set of texts
-            strings = strings | set(map(str, ints))
-            ints = None
-        cdef Py_ssize_t n = (0 if strings is None else len(strings)) + (0 if ints is None else len(ints)) + p.seen_true + p.seen_false
+        cdef Py_ssize_t n = p.distinct.n, start = self.hash_value.n, i
+        cdef object first
         if n == 0:
             return 0
-        if strings is not None:
-            for text in strings:
-                _put(&self.hash_value, _crc32_text(<str>text))
-        if ints is not None:
-            for number in ints:
-                _put(&self.hash_value, _crc32_int(number))
-        if p.seen_true:
-            _put(&self.hash_value, _CRC_TRUE)
-        if p.seen_false:
-            _put(&self.hash_value, _CRC_FALSE)
-        if n > C_KMV_K:
-            qsort(&self.hash_value.data[start], n, sizeof(long long), _compare)
+        for i in range(n):
+            _put(&self.hash_value, p.distinct.data[i])
+        if n > C_KMV_K:  # the KMV_K smallest first, in any order
+            _select(&self.hash_value.data[start], n, C_KMV_K - 1)
             self.hash_value.n = start + C_KMV_K
         for i in range(self.hash_value.n - start):
             _put(&self.hash_row, row)
@@ -817,39 +898,54 @@ cdef class Observations:
         if n > C_DOC_VALUE_CAP:  # more distinct values in this one document than an enum can have
             self.text(row, path, None)
             return 0
-        if strings is not None:
-            for text in strings:
-                self.text(row, path, text)
-        if ints is not None:
-            for number in ints:
-                self.text(row, path, str(number))
-        if p.seen_true:
-            self.text(row, path, "true")
-        if p.seen_false:
-            self.text(row, path, "false")
+        for i in range(n):
+            first = <object>p.firsts[i]
+            if type(first) is str:
+                self.text(row, path, first)
+            elif first is True:
+                self.text(row, path, "true")
+            elif first is False:
+                self.text(row, path, "false")
+            else:
+                self.text(row, path, str(first))
         return 0
 
-    cdef inline void text(self, long long row, long long path, object text):
+    cdef int text(self, long long row, long long path, object text) except -1:
+        # Most values repeat from document to document (that is what an enum is): each text is
+        # kept once per batch, and rows refer to it by number.
+        cdef PyObject *found
+        cdef Py_ssize_t number = 0
+        if text is not None:
+            found = PyDict_GetItem(self.text_numbers, text)
+            if found is NULL:
+                number = len(self.texts)
+                self.texts.append(text)
+                self.text_numbers[text] = number
+            else:
+                number = <object>found
         _put(&self.value_row, row)
         _put(&self.value_path, path)
-        self.value_text.append(text)
+        _put(&self.value_text, number)
+        return 0
 
     def columns(self):
-        """{table: {column: numpy array or list}}, and "paths": the path of each path number.
+        """{table: {column: numpy array or list}}; "paths": the path of each path number, "texts":
+        the text of each value number.
 
         tags (row, path, type, format), keys (row, path, class): type, format and class are
-        numbers into TYPES, TAG_FORMATS and KEY_CLASSES. values (row, path, value) with texts,
-        None marking a crowded path; hashes (row, path, value); numbers, lengths, arrays (row,
-        path, value) with one float per document and path; shapes (row, shape).
+        numbers into TYPES, TAG_FORMATS and KEY_CLASSES. values (row, path, value): value numbers
+        into texts, 0 (None) marking a crowded path; hashes (row, path, value); numbers, lengths,
+        arrays (row, path, value) with one float per document and path; shapes (row, shape).
         """
         out = {
             "tags": {"row": _int_array(&self.tag_row), "path": _int_array(&self.tag_path),
                      "type": _int_array(&self.tag_type), "format": _int_array(&self.tag_format)},
             "keys": {"row": _int_array(&self.key_row), "path": _int_array(&self.key_path), "class": _int_array(&self.key_class)},
-            "values": {"row": _int_array(&self.value_row), "path": _int_array(&self.value_path), "value": list(self.value_text)},
+            "values": {"row": _int_array(&self.value_row), "path": _int_array(&self.value_path), "value": _int_array(&self.value_text)},
             "hashes": {"row": _int_array(&self.hash_row), "path": _int_array(&self.hash_path), "value": _int_array(&self.hash_value)},
             "shapes": {"row": np.arange(self.documents, dtype=np.int64), "shape": list(self.shapes)},
             "paths": list(self.paths),
+            "texts": list(self.texts),
         }
         for i, name in enumerate(("numbers", "lengths", "arrays")):
             out[name] = {"row": _int_array(&self.sample_row[i]), "path": _int_array(&self.sample_path[i]),
@@ -865,7 +961,8 @@ def observe(value, int max_depth, Py_ssize_t max_array):
     cdef Observations one = Observations()
     seen = one.add(value, max_depth, max_array)
     columns = one.columns()
-    paths = columns["paths"]
+    paths, texts = columns["paths"], columns["texts"]
+    columns["values"]["value"] = [texts[v] for v in columns["values"]["value"]]
     seen["tags"] = sorted((paths[p], TYPES[t], TAG_FORMATS[f]) for p, t, f in zip(*(columns["tags"][c] for c in ("path", "type", "format"))))
     seen["keys"] = sorted((paths[p], KEY_CLASSES[k]) for p, k in zip(columns["keys"]["path"], columns["keys"]["class"]))
     for table in ("values", "hashes"):

@@ -17,6 +17,7 @@ consumers' parsers.
 from __future__ import annotations
 
 import gc
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,16 +47,22 @@ _SCHEMAS = {
 }
 # In a batch, rows, paths, types, formats and classes are numbers (see open_payloads), as narrow as
 # they can be: the batch is pickled to the parent.
-_NARROW = {"row": np.int32, "path": np.int32, "type": np.uint8, "format": np.uint8, "class": np.uint8, ("hashes", "value"): np.uint32}
+_NARROW = {
+    "row": np.int32, "path": np.int32, "type": np.uint8, "format": np.uint8, "class": np.uint8,
+    ("hashes", "value"): np.uint32, ("values", "value"): np.int32,
+}
 
 
-def _batch_frame(table: str, columns: dict[str, Any]) -> pl.DataFrame:
-    """One table of a batch from Observations.columns(): numbers narrowed, texts as strings."""
-    return pl.DataFrame({
-        name: pl.Series(name, column, dtype=pl.Utf8) if isinstance(column, list)
-        else column.astype(_NARROW.get((table, name), _NARROW.get(name, column.dtype)), copy=False)
-        for name, column in columns.items()
-    })
+def _narrowed(columns: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Observations.columns() with its number columns as narrow as they can be; texts stay lists."""
+    return {
+        table: {
+            name: column if isinstance(column, list) else column.astype(_NARROW.get((table, name), _NARROW.get(name, column.dtype)))
+            for name, column in table_columns.items()
+        }
+        for table, table_columns in columns.items()
+        if table not in ("paths", "texts")
+    } | {"paths": columns["paths"], "texts": columns["texts"]}
 
 
 def _observe(target, limits: dict[str, Any], batch: Observations) -> tuple[dict[str, Any], Any]:
@@ -63,7 +70,7 @@ def _observe(target, limits: dict[str, Any], batch: Observations) -> tuple[dict[
     data = target if isinstance(target, bytes) else read_limited(target, limits["max_bytes"])
     if len(data) > limits["max_bytes"]:
         raise InputProblem("too_large", f"{len(data)} bytes, over the limit of {limits['max_bytes']}")
-    if not data.strip():
+    if not data or data.isspace():  # not strip(): that copies every payload
         raise InputProblem("empty", "the payload is empty")
     had_bom = data.startswith(b"\xef\xbb\xbf")
     if had_bom:
@@ -99,11 +106,11 @@ def open_payloads(targets: list, limits: dict[str, Any]) -> list:
 
     The batch's observations are gathered as columns of numbers (drift.fingerprint.walk's
     Observations) into one `tables` dict that every opened dict of the batch refers to, so that it
-    crosses the process boundary once, as polars frames; the parent names rows and paths
-    (PayloadFeaturizer.finish).
+    crosses the process boundary once, as numpy arrays (and lists of texts); the parent makes the
+    window's frames and names rows and paths (PayloadFeaturizer.finish).
     """
     batch = Observations()
-    tables: dict[str, pl.DataFrame] = {}
+    tables: dict[str, Any] = {}
     results: list = []
     collecting = gc.isenabled()
     gc.disable()  # parsed JSON holds no cycles; the collector only rescanned every new dict and list
@@ -121,9 +128,7 @@ def open_payloads(targets: list, limits: dict[str, Any]) -> list:
     finally:
         if collecting:
             gc.enable()
-    columns = batch.columns()
-    tables.update({name: _batch_frame(name, columns[name]) for name in TABLES})
-    tables["paths"] = pl.DataFrame({"path": columns["paths"]}, schema={"path": pl.Utf8})
+    tables.update(_narrowed(batch.columns()))
     return results
 
 
@@ -155,39 +160,36 @@ class PayloadFeaturizer(DescriptorFeaturizer):
             self.schema.add_object(opened["document"])
 
     def finish(self) -> FeatureSet:
-        # Rows and paths are numbered per batch: number them across batches, then name them.
+        # Rows, paths and value texts are numbered per batch: number them across batches, then
+        # name them.
         batches = list(self.batches.values())
-        ids: list[str | None] = []
-        row_offsets, path_offsets, paths = [], [], [pl.Series("path", [], dtype=pl.Utf8)]
-        path_count = 0
+        lists: dict[str, list[list]] = {"row": [], "path": [], "text": []}
         for batch, names in batches:
-            row_offsets.append(len(ids))
-            path_offsets.append(path_count)
-            ids.extend(names.get(row) for row in range(batch["shapes"].height))
-            paths.append(batch["paths"]["path"])
-            path_count += batch["paths"].height
-        names_of = {
-            "row": pl.Series("input_id", ids, dtype=pl.Utf8),
-            "path": pl.concat(paths),
-            "type": pl.Series(TYPES),
-            "format": pl.Series(TAG_FORMATS),
-            "class": pl.Series(KEY_CLASSES),
-        }
+            lists["row"].append([names.get(row) for row in range(len(batch["shapes"]["row"]))])
+            lists["path"].append(batch["paths"])
+            lists["text"].append(batch["texts"])
+        names_of = {key: pl.Series(key, list(chain.from_iterable(parts)), dtype=pl.Utf8) for key, parts in lists.items()}
+        names_of |= {"type": pl.Series(TYPES), "format": pl.Series(TAG_FORMATS), "class": pl.Series(KEY_CLASSES)}
+        offsets_of = {key: np.cumsum([0] + [len(part) for part in parts[:-1]]) for key, parts in lists.items()}
         tables = {}
         for name, schema in _SCHEMAS.items():
-            if not batches:
+            parts = [batch[name] for batch, _ in batches]
+            if not parts:
                 tables[name] = pl.DataFrame(schema=schema)
                 continue
-            frames = [batch[name] for batch, _ in batches]
-            heights = [frame.height for frame in frames]
-            table = pl.concat(frames, rechunk=True)
-            offsets = {"row": np.repeat(row_offsets, heights), "path": np.repeat(path_offsets, heights)}
-            named = [
-                names_of[c].gather(table[c] + offsets[c] if c in offsets else table[c]).alias("input_id" if c == "row" else c)
-                for c in table.columns
-                if c in names_of
-            ]
-            tables[name] = table.with_columns(named).drop_nulls("input_id").select(list(schema)).cast(schema)
+            columns = {}
+            for column, first in parts[0].items():
+                if isinstance(first, list):
+                    columns[column] = pl.Series(column, list(chain.from_iterable(part[column] for part in parts)), dtype=pl.Utf8)
+                    continue
+                numbers = np.concatenate([part[column] for part in parts])
+                key = "text" if (name, column) == ("values", "value") else column
+                if key in offsets_of:  # the batch's numbering, shifted past the batches before it
+                    heights = [len(part[column]) for part in parts]
+                    numbers = numbers.astype(np.int64) + np.repeat(offsets_of[key], heights)
+                columns[column] = names_of[key].gather(numbers) if key in names_of else pl.Series(column, numbers)
+            table = pl.DataFrame(columns).rename({"row": "input_id"})
+            tables[name] = table.drop_nulls("input_id").select(list(schema)).cast(schema)
         if self.schema is not None:  # the window's union JSON Schema (genson), for `drift fingerprint`
             tables["schema"] = pl.DataFrame({"schema": [orjson.dumps(self.schema.to_schema()).decode()]})
         return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame(), tables=tables)
