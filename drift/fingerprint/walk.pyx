@@ -530,66 +530,77 @@ cdef class _Path:
     cdef long long owner, number  # the Observations that numbered this path, and its number there
     cdef unsigned long long serial  # unique in the trie: what the shape key is made of
     # The document's distinct values here (strings up to MAX_ENUM_VALUE characters, ints as their
-    # decimal text, bools as true/false), by their crc32: an open-addressing table whose slots
-    # belong to the document that stamped them (stamp * 2, plus 1 once a string held the value), so
-    # that no document clears it; the hashes in the order first seen; and the first
-    # DOC_VALUE_CAP + 1 values themselves, borrowed from the document, which outlives the walk.
-    cdef unsigned int *slot_hash
-    cdef long long *slot_stamp
-    cdef Py_ssize_t slots
+    # decimal text, bools as true/false), by their crc32: the hashes in the order first seen; the
+    # first DOC_VALUE_CAP + 1 values themselves, borrowed from the document, which outlives the walk;
+    # and, from the second distinct value on (most paths hold one value per document), an
+    # open-addressing table of slots (the document's stamp, 1 bit once a string held the value, the
+    # hash) that belong to the document that stamped them, so that no document clears the table.
     cdef _Ints distinct
     cdef PyObject *firsts[C_DOC_VALUE_CAP + 1]
+    cdef bint first_string
+    cdef unsigned long long *slot
+    cdef Py_ssize_t slots
 
     def __dealloc__(self):
         PyMem_Free(self.numbers.data)
         PyMem_Free(self.lengths.data)
         PyMem_Free(self.arrays.data)
-        PyMem_Free(self.slot_hash)
-        PyMem_Free(self.slot_stamp)
+        PyMem_Free(self.slot)
         PyMem_Free(self.distinct.data)
 
     cdef int first_time(self, unsigned int h, object value, bint string) except -1:
         """NEW_VALUE if the document holds this value here for the first time; NEW_STRING if only
         as a string (5, then "5": one value, but a string whose format is to be tested); else 0."""
-        cdef Py_ssize_t i, mask
-        if (self.distinct.n + 1) * 2 > self.slots:
-            self.rehash()
-        mask = self.slots - 1
-        i = (h ^ (h >> 16)) & mask
-        while self.slot_stamp[i] >> 1 == self.stamp:
-            if self.slot_hash[i] == h:
-                if string and not self.slot_stamp[i] & 1:
-                    self.slot_stamp[i] |= 1
-                    return NEW_STRING
-                return 0
-            i = (i + 1) & mask
-        self.slot_stamp[i] = self.stamp * 2 + string
-        self.slot_hash[i] = h
-        if self.distinct.n <= C_DOC_VALUE_CAP:
-            self.firsts[self.distinct.n] = <PyObject *>value
+        cdef Py_ssize_t i, mask, n = self.distinct.n
+        cdef unsigned long long live = (<unsigned long long>self.stamp) << 33, slot
+        if n == 1 and <unsigned int>self.distinct.data[0] == h:
+            if string and not self.first_string:
+                self.first_string = True
+                return NEW_STRING
+            return 0
+        if n == 0:
+            self.first_string = string
+        else:
+            if (n + 1) * 2 > self.slots:
+                self.rehash()
+            if n == 1:  # a second value: the table starts with the first
+                self.place(live | (<unsigned long long>self.first_string << 32) | <unsigned int>self.distinct.data[0])
+            mask = self.slots - 1
+            i = (h ^ (h >> 16)) & mask
+            while True:
+                slot = self.slot[i]
+                if slot >> 33 != <unsigned long long>self.stamp:
+                    break
+                if <unsigned int>slot == h:
+                    if string and not (slot >> 32) & 1:
+                        self.slot[i] = slot | (<unsigned long long>1 << 32)
+                        return NEW_STRING
+                    return 0
+                i = (i + 1) & mask
+            self.slot[i] = live | (<unsigned long long>string << 32) | h
+        if n <= C_DOC_VALUE_CAP:
+            self.firsts[n] = <PyObject *>value
         _put(&self.distinct, h)
         return NEW_VALUE
 
+    cdef inline void place(self, unsigned long long entry) noexcept:
+        cdef unsigned int h = <unsigned int>entry
+        cdef Py_ssize_t mask = self.slots - 1, i = (h ^ (h >> 16)) & mask
+        while self.slot[i] >> 33 == <unsigned long long>self.stamp:
+            i = (i + 1) & mask
+        self.slot[i] = entry
+
     cdef int rehash(self) except -1:
-        cdef Py_ssize_t slots = self.slots * 2 if self.slots else 16, i, j, mask = slots - 1
-        cdef unsigned int *hashes = <unsigned int *>PyMem_Calloc(slots, sizeof(unsigned int))
-        cdef long long *stamps = <long long *>PyMem_Calloc(slots, sizeof(long long))
-        cdef unsigned int h
-        if hashes is NULL or stamps is NULL:
-            PyMem_Free(hashes)
-            PyMem_Free(stamps)
+        cdef unsigned long long *old = self.slot
+        cdef Py_ssize_t old_slots = self.slots, j
+        cdef unsigned long long *slots = <unsigned long long *>PyMem_Calloc(old_slots * 2 if old_slots else 16, sizeof(unsigned long long))
+        if slots is NULL:
             raise MemoryError()
-        for j in range(self.slots):  # the values of this document are the only live ones
-            if self.slot_stamp[j] >> 1 == self.stamp:
-                h = self.slot_hash[j]
-                i = (h ^ (h >> 16)) & mask
-                while stamps[i]:
-                    i = (i + 1) & mask
-                stamps[i] = self.slot_stamp[j]
-                hashes[i] = h
-        PyMem_Free(self.slot_hash)
-        PyMem_Free(self.slot_stamp)
-        self.slot_hash, self.slot_stamp, self.slots = hashes, stamps, slots
+        self.slot, self.slots = slots, old_slots * 2 if old_slots else 16
+        for j in range(old_slots):  # the values of this document are the only live ones
+            if old[j] >> 33 == <unsigned long long>self.stamp:
+                self.place(old[j])
+        PyMem_Free(old)
         return 0
 
     cdef tuple tags(self):
@@ -641,9 +652,10 @@ cdef class _Walk:
         return 0
 
     cdef void start(self, int max_depth, Py_ssize_t max_array):
-        # A hostile stream of ever-new keys must not grow the trie without bound.
-        if self.root is None or self.size > _MAX_TRIE or len(self.shapes) > _MAX_SHAPES:
-            self.size = 0
+        # A hostile stream of ever-new keys must not grow the trie without bound; a slot holds 31
+        # bits of the stamp.
+        if self.root is None or self.size > _MAX_TRIE or len(self.shapes) > _MAX_SHAPES or self.stamp >= _MAX_STAMP:
+            self.size = self.stamp = 0
             self.root = self.child("$")
             self.shapes = {}
         self.max_depth = max_depth
@@ -760,6 +772,7 @@ cdef class _Walk:
 
 cdef Py_ssize_t _MAX_TRIE = 200_000
 cdef Py_ssize_t _MAX_SHAPES = 20_000
+cdef long long _MAX_STAMP = (1 << 31) - 1
 cdef _Walk _WALK = _Walk()
 
 
