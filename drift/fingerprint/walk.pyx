@@ -59,6 +59,8 @@ the shared corpus' API responses (benchmarks/calibration/verdicts.py, before the
 
 import hashlib
 
+cimport cython
+
 import numpy as np
 import orjson
 
@@ -518,6 +520,7 @@ cdef double _as_double(object number):
         return 1.7976931348623157e308 if number > 0 else -1.7976931348623157e308
 
 
+@cython.final  # direct calls, not through a method table: the walk calls these per node
 cdef class _Path:
     """A path of the trie, and what the current document holds there."""
     cdef str name
@@ -622,6 +625,7 @@ cdef class _Path:
         return <tuple>found
 
 
+@cython.final
 cdef class _Walk:
     cdef int max_depth, deepest
     cdef Py_ssize_t max_array, size
@@ -790,6 +794,7 @@ cdef long long _OBSERVATIONS = 0  # numbers each Observations, so that a path kn
 TAG_FORMATS = FORMATS + ("",)
 
 
+@cython.final
 cdef class Observations:
     """Documents observed one after another, gathered as long tables (see `columns`).
 
