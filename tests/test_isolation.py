@@ -92,3 +92,14 @@ def test_batches_open_many_inputs_per_call_and_a_failed_batch_is_opened_one_by_o
         "ok:1": (1, True), "refuse": "corrupt", "bug": "unreadable", "ok:2": (2, True),
         "die": "crashed", "ok:3": (3, False), "hang": "timeout", "ok:4": (4, False),
     }
+
+
+def test_a_payload_worker_imports_no_frames_library_and_no_other_kind():
+    # Every worker start pays for its imports (0.35 s with polars and the other kinds' decoders).
+    import subprocess
+    import sys
+
+    heavy = ("polars", "pyarrow", "PIL", "pypdfium2", "pypdf", "torch", "open_clip", "scipy", "sklearn")
+    code = f"import sys, drift.isolation, drift.kinds.payload; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

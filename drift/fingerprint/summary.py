@@ -35,13 +35,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .walk import KMV_K, VALUE_CAP
+from .walk import KMV_K, SAMPLES, VALUE_CAP
 
 TYPES = ("null", "bool", "int", "float", "string", "object", "array")
 FORMATS = ("date", "date-time", "uuid", "email", "uri", "numeric", "json", "text")
 KEY_CLASSES = ("record", "int", "uuid", "date", "hex", "currency")
 SAMPLE_K = 512
-SAMPLES = ("numbers", "lengths", "arrays")
 _SEED = 20261124
 
 COUNT_COLUMNS = (

@@ -133,6 +133,7 @@ FORMAT_SAMPLE = 64
 TYPES = ("null", "bool", "int", "float", "string", "object", "array")
 FORMATS = ("date", "date-time", "uuid", "email", "uri", "numeric", "json", "text")
 KEY_CLASSES = ("record", "int", "uuid", "date", "hex", "currency")
+SAMPLES = ("numbers", "lengths", "arrays")  # the tables of one median per document and path
 
 cdef enum:
     T_NULL = 1
@@ -965,7 +966,7 @@ cdef class Observations:
             "paths": list(self.paths),
             "texts": list(self.texts),
         }
-        for i, name in enumerate(("numbers", "lengths", "arrays")):
+        for i, name in enumerate(SAMPLES):
             out[name] = {"row": _int_array(&self.sample_row[i]), "path": _int_array(&self.sample_path[i]),
                          "value": _float_array(&self.sample_value[i])}
         return out

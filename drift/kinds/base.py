@@ -18,10 +18,11 @@ descriptors, embeddings and per-item structure tables. A kind adds checks of its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
-import numpy as np
-import polars as pl
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
 
 
 class InputProblem(Exception):
@@ -48,7 +49,7 @@ class FeatureSet:
     """Features of one segment's items, all aligned on `ids` (descriptors, embeddings) or keyed by input_id."""
 
     ids: list[str] = field(default_factory=list)
-    descriptors: pl.DataFrame = field(default_factory=pl.DataFrame)  # input_id + one column per descriptor
+    descriptors: pl.DataFrame = field(default_factory=lambda: _polars().DataFrame())  # input_id + one column per descriptor
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, d) float32
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # kind-specific long tables
 
@@ -91,12 +92,21 @@ class DescriptorFeaturizer:
         self.rows.append({"input_id": input_id, **opened["descriptors"]})
 
     def descriptor_frame(self) -> pl.DataFrame:
+        pl = _polars()
         if not self.rows:
             return pl.DataFrame({"input_id": pl.Series([], dtype=pl.Utf8)})
         return pl.DataFrame(self.rows, infer_schema_length=None)
 
     def finish(self) -> FeatureSet:
         return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame())
+
+
+def _polars():
+    # imported when a frame is made: the workers, which import this module, make none (polars
+    # costs each of them 0.2 s at start)
+    import polars
+
+    return polars
 
 
 def read_limited(path, max_bytes: int) -> bytes:

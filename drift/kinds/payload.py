@@ -17,18 +17,19 @@ consumers' parsers.
 from __future__ import annotations
 
 import gc
+from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import polars as pl
 
-from ..fingerprint.summary import SAMPLES
-from ..fingerprint.walk import KEY_CLASSES, TAG_FORMATS, TYPES, LimitExceeded, Observations
+from ..fingerprint.walk import KEY_CLASSES, SAMPLES, TAG_FORMATS, TYPES, LimitExceeded, Observations
 from .base import DescriptorFeaturizer, FeatureSet, InputProblem, read_limited
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from ..stats.tests import TestResult
 
 # The long tables of a window, one row per document and what it holds at a path (see
@@ -41,10 +42,16 @@ TABLES = {
     **{table: ("input_id", "path", "value") for table in SAMPLES},
     "shapes": ("input_id", "shape"),
 }
-_VALUE_TYPES = {"hashes": pl.Int64, **{table: pl.Float64 for table in SAMPLES}}
-_SCHEMAS = {
-    name: {c: (_VALUE_TYPES.get(name, pl.Utf8) if c == "value" else pl.Utf8) for c in cols} for name, cols in TABLES.items()
-}
+
+
+@cache
+def _schemas() -> dict[str, dict[str, Any]]:
+    # polars is imported by the parent only: the workers, which import this module, make no frames
+    import polars as pl
+
+    value_types = {"hashes": pl.Int64, **{table: pl.Float64 for table in SAMPLES}}
+    return {name: {c: (value_types.get(name, pl.Utf8) if c == "value" else pl.Utf8) for c in cols} for name, cols in TABLES.items()}
+
 # In a batch, rows, paths, types, formats and classes are numbers (see open_payloads), as narrow as
 # they can be: the batch is pickled to the parent.
 _NARROW = {
@@ -145,7 +152,7 @@ class PayloadFeaturizer(DescriptorFeaturizer):
 
     def __init__(self, keep_schema: bool = False) -> None:
         super().__init__()
-        self.batches: dict[int, tuple[dict[str, pl.DataFrame], dict[int, str]]] = {}
+        self.batches: dict[int, tuple[dict[str, Any], dict[int, str]]] = {}  # id(tables) -> (tables, row -> input_id)
         self.schema = None
         if keep_schema:
             from genson import SchemaBuilder
@@ -160,6 +167,8 @@ class PayloadFeaturizer(DescriptorFeaturizer):
             self.schema.add_object(opened["document"])
 
     def finish(self) -> FeatureSet:
+        import polars as pl
+
         # Rows, paths and value texts are numbered per batch: number them across batches, then
         # name them.
         batches = list(self.batches.values())
@@ -172,7 +181,7 @@ class PayloadFeaturizer(DescriptorFeaturizer):
         names_of |= {"type": pl.Series(TYPES), "format": pl.Series(TAG_FORMATS), "class": pl.Series(KEY_CLASSES)}
         offsets_of = {key: np.cumsum([0] + [len(part) for part in parts[:-1]]) for key, parts in lists.items()}
         tables = {}
-        for name, schema in _SCHEMAS.items():
+        for name, schema in _schemas().items():
             parts = [batch[name] for batch, _ in batches]
             if not parts:
                 tables[name] = pl.DataFrame(schema=schema)
