@@ -44,12 +44,20 @@ class InputError:
     message: str
 
 
+def _no_descriptors() -> pl.DataFrame:
+    # polars is imported where frames are made, not at the top: the workers import this module and
+    # make none (it would cost each of them 0.2 s at start)
+    import polars as pl
+
+    return pl.DataFrame()
+
+
 @dataclass
 class FeatureSet:
     """Features of one segment's items, all aligned on `ids` (descriptors, embeddings) or keyed by input_id."""
 
     ids: list[str] = field(default_factory=list)
-    descriptors: pl.DataFrame = field(default_factory=lambda: _polars().DataFrame())  # input_id + one column per descriptor
+    descriptors: pl.DataFrame = field(default_factory=_no_descriptors)  # input_id + one column per descriptor
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, d) float32
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # kind-specific long tables
 
@@ -92,21 +100,14 @@ class DescriptorFeaturizer:
         self.rows.append({"input_id": input_id, **opened["descriptors"]})
 
     def descriptor_frame(self) -> pl.DataFrame:
-        pl = _polars()
+        import polars as pl
+
         if not self.rows:
             return pl.DataFrame({"input_id": pl.Series([], dtype=pl.Utf8)})
         return pl.DataFrame(self.rows, infer_schema_length=None)
 
     def finish(self) -> FeatureSet:
         return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame())
-
-
-def _polars():
-    # imported when a frame is made: the workers, which import this module, make none (polars
-    # costs each of them 0.2 s at start)
-    import polars
-
-    return polars
 
 
 def read_limited(path, max_bytes: int) -> bytes:

@@ -46,8 +46,7 @@ TABLES = {
 
 @cache
 def _schemas() -> dict[str, dict[str, Any]]:
-    # polars is imported by the parent only: the workers, which import this module, make no frames
-    import polars as pl
+    import polars as pl  # here, not at the top: the workers import this module and make no frames
 
     value_types = {"hashes": pl.Int64, **{table: pl.Float64 for table in SAMPLES}}
     return {name: {c: (value_types.get(name, pl.Utf8) if c == "value" else pl.Utf8) for c in cols} for name, cols in TABLES.items()}
