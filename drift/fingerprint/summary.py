@@ -35,11 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .walk import KMV_K, SAMPLES, VALUE_CAP
-
-TYPES = ("null", "bool", "int", "float", "string", "object", "array")
-FORMATS = ("date", "date-time", "uuid", "email", "uri", "numeric", "json", "text")
-KEY_CLASSES = ("record", "int", "uuid", "date", "hex", "currency")
+from .walk import FORMATS, KEY_CLASSES, KMV_K, SAMPLES, TYPES, VALUE_CAP
 SAMPLE_K = 512
 _SEED = 20261124
 
