@@ -168,6 +168,13 @@ class WindowAnalysis:
     outcomes: dict[str, str]  # input_id -> "ok" | "error"
 
 
+def received_seconds(rows: pl.DataFrame) -> pl.DataFrame:
+    """input_id -> received_at as seconds since the epoch (UTC), the `received` table of a FeatureSet."""
+    return rows.select(
+        "input_id", (pl.col("received_at").dt.epoch("us").cast(pl.Float64) / 1e6).alias("received_at")
+    )
+
+
 def _target(row: dict[str, Any], roots: list[Path]) -> tuple[Any, InputError | None]:
     if row["uri"] is None:
         return row["body"].encode("utf-8"), None
@@ -243,7 +250,11 @@ def analyse_window(
                     featurizers[segment].add(input_id, opened)
                     outcomes[input_id] = "ok"
                 advance(1)
+        received = received_seconds(sample.rows)
         for segment, featurizer in featurizers.items():
-            segments[segment].features = featurizer.finish()
+            features = featurizer.finish()
+            # when each item arrived: payload checks compare times in the data with it
+            features.tables["received"] = received.filter(pl.col("input_id").is_in(features.ids))
+            segments[segment].features = features
         counter["items"] = len(rows)
     return WindowAnalysis(window, sample, segments, outcomes)

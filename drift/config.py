@@ -123,7 +123,11 @@ class PayloadSection(_Section):
 class PolicySection(_Section):
     """How findings become a verdict and a severity (see drift.stats.verdict)."""
 
-    fdr: float = Field(default=0.01, gt=0, lt=0.5, description="Benjamini-Hochberg level per segment")
+    page_alpha: float = Field(
+        default=0.01, gt=0, lt=0.5,
+        description="share of nights a job may page with nothing changed, split across its segments and paging check families",
+    )
+    fdr: float = Field(default=0.01, gt=0, lt=0.5, description="Benjamini-Hochberg level per segment for checks that cannot page (info)")
     min_samples: int = Field(default=30, ge=2, description="below this, a check says 'not enough data'")
     page_at: Severity = "warning"
     effect: dict[str, float] = Field(default_factory=dict, description="per check family")

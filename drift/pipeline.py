@@ -62,6 +62,7 @@ def _segment_verdicts(
     config: JobConfig, analysis: WindowAnalysis, baseline: Baseline, context: Context
 ) -> dict[tuple[str, str], Verdict]:
     verdicts: dict[tuple[str, str], Verdict] = {}
+    checks: dict[tuple[str, str], list] = {}
     for segment, data in sorted(analysis.segments.items()):
         if segment not in baseline.segments:
             verdicts[segment] = Verdict(status="no_baseline")
@@ -70,7 +71,10 @@ def _segment_verdicts(
         ref = baseline.features(*segment)
         results = compare_segment(ref, data.features, KINDS[data.kind], context)
         results += error_rate_checks(ref_meta["errors"], ref_meta["n_sampled"], data.error_counts(), data.n_sampled)
-        verdicts[segment] = decide(results, config.policy)
+        checks[segment] = results
+    # The night's false-page budget is shared by every segment the run tests.
+    for segment, results in checks.items():
+        verdicts[segment] = decide(results, config.policy, segments=len(checks))
     for segment in baseline.segments:
         if segment not in verdicts:
             verdicts[segment] = Verdict(status="absent")

@@ -11,10 +11,16 @@ The consumer is the agent, written against old-style data:
                       and array lengths, and the rate of never-seen document shapes
 
 Presence is always counted among documents that hold the path's parent, so an optional parent
-never fakes drift in its children. Never-seen events (new nulls, new enum values) use the rule of
-three: with none in n baseline documents, the rate's 95% upper bound is 3/n, and only a current
-rate above it has an effect (p-values from Fisher's exact test). New document shapes are compared
-with the baseline's Good-Turing missing mass (its share of shapes seen once).
+never fakes drift in its children. Never-seen events (a type, string format, null, enum value or
+map key class that no baseline document held at the path) get an exact test of k of n documents
+today against 0 of m in the baseline (Fisher's, one-sided), never a chi-square on a table with
+an empty cell; their effect is the current rate's distance above 3/m, what the baseline's own
+size can rule out (the rule of three). New document shapes are compared with the baseline's
+Good-Turing missing mass (its share of shapes seen once).
+
+Time is part of the data (drift.fingerprint.temporal): dates and epoch times that track receipt
+are compared by their lag to it, counters never by their level, an enum must recur across the
+baseline's days, and a new version in a known pattern is news, not a break.
 
 Every finding carries `old` and `new` as a person reads them ("int 100%" -> "int 69%, string 31%")
 and up to five example input ids from the current window.
@@ -31,7 +37,7 @@ import polars as pl
 from scipy import stats
 
 from ..stats.tests import TestResult, categorical_test, numeric_test, proportion_test, type_mix_test
-from . import summary
+from . import summary, temporal
 from .summary import FORMATS, KEY_CLASSES, TYPES
 from .walk import DOC_VALUE_CAP
 
@@ -102,6 +108,11 @@ class _Examples:
     def with_types(self, path: str, types: set[str], column: str = "type") -> list[str]:
         return self._ids(self.tags.filter((pl.col("path") == path) & pl.col(column).is_in(sorted(types))))
 
+    def count(self, table: str, path: str, column: str, labels: set[str]) -> int:
+        """Documents holding any of these labels at the path."""
+        frame = getattr(self, table)
+        return frame.filter((pl.col("path") == path) & pl.col(column).is_in(sorted(labels)))["input_id"].n_unique()
+
     def with_new_values(self, path: str, known: set[str]) -> tuple[int, list[str], list[str]]:
         fresh = self.values.filter((pl.col("path") == path) & ~pl.col("value").is_in(sorted(known)))
         return fresh["input_id"].n_unique(), self._ids(fresh), fresh["value"].unique().sort().head(3).to_list()
@@ -114,8 +125,13 @@ def _counts(row: dict, prefix: str, labels) -> dict[str, int]:
     return {label: int(row[f"{prefix}{label}"]) for label in labels}
 
 
-def _mix_finding(family, target, ref_counts, cur_counts, examples, suffix="") -> TestResult:
-    result = type_mix_test(Counter(ref_counts), Counter(cur_counts))
+def _mix_finding(family, target, ref_counts, cur_counts, examples, suffix="", never_seen=None) -> TestResult:
+    """The mix of labels at a path; when some label is new to the path, the exact never-seen test
+    of `never_seen` = (documents holding a new label now, baseline documents, current documents)."""
+    if never_seen is not None:
+        result = never_seen_test(*never_seen)
+    else:
+        result = type_mix_test(Counter(ref_counts), Counter(cur_counts))
     return result.labelled(
         family=family,
         target=target,
@@ -170,14 +186,24 @@ def _is_enum(row: dict) -> bool:
 
 def _enum(path, r, c, ex: _Examples) -> list[TestResult]:
     known = {v["value"] for v in r["values"]}
-    k_new, examples, fresh = ex.with_new_values(path, known)
     shown = ", ".join(sorted(known)[:6]) + (" ..." if len(known) > 6 else "")
     results = []
-    if k_new:
+    # A versioned field: new values in a known pattern are releases (info); any other is breaking.
+    patterns = {temporal.version_pattern(v) for v in known}
+    releases = set() if None in patterns else patterns
+    fresh_values = set(ex.values.filter((pl.col("path") == path) & ~pl.col("value").is_in(sorted(known)))["value"].drop_nulls())
+    released = {v for v in fresh_values if temporal.version_pattern(v) in releases}
+    for family, target, exclude in (
+        ("schema_breaking", f"{path} new value", known | released),
+        ("schema_additive", f"{path} new version", known | (fresh_values - released)),
+    ):
+        k_new, examples, fresh = ex.with_new_values(path, exclude)
+        if not k_new:
+            continue
         results.append(
             never_seen_test(k_new, r["docs"], c["docs"]).labelled(
-                family="schema_breaking",
-                target=f"{path} new value",
+                family=family,
+                target=target,
                 detail={
                     "old": f"{len(known)} values: {shown}",
                     "new": f"new {', '.join(repr(v) for v in fresh)} in {100 * k_new / c['docs']:.0f}%",
@@ -192,9 +218,11 @@ def _enum(path, r, c, ex: _Examples) -> list[TestResult]:
     return results
 
 
-def _samples(path, r, c) -> list[TestResult]:
+def _samples(path, r, c, skip_numbers: bool = False) -> list[TestResult]:
     results = []
     for name, label in (("numbers", "numbers"), ("lengths", "string lengths"), ("arrays", "array lengths")):
+        if name == "numbers" and skip_numbers:
+            continue
         if r[f"{name}_n"] and c[f"{name}_n"]:
             ref_q, cur_q = summary.quantiles(r[f"{name}_v"]), summary.quantiles(c[f"{name}_v"])
             result = numeric_test(r[f"{name}_v"], c[f"{name}_v"])
@@ -233,6 +261,7 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
     R = summary.row_of(summary.build(ref.tables))
     C = summary.row_of(summary.build(cur.tables))
     ex = _Examples(cur)
+    ref_times, cur_times = temporal.BaselineTimes(ref), temporal.Times(cur)
     results: list[TestResult] = []
     for path in sorted(set(R) | set(C)):
         if path == "$":
@@ -251,12 +280,19 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
         cur_types = {t: v for t, v in _counts(c, "t_", TYPES).items() if t != "null"}
         if sum(ref_types.values()) and sum(cur_types.values()):
             new_types = {t for t, v in cur_types.items() if v and not ref_types[t]}
-            results.append(_mix_finding("schema_breaking", f"{path} type", ref_types, cur_types, ex.with_types(path, new_types)))
+            never = (ex.count("tags", path, "type", new_types), r["docs"] - r["t_null"], c["docs"] - c["t_null"]) if new_types else None
+            results.append(
+                _mix_finding("schema_breaking", f"{path} type", ref_types, cur_types, ex.with_types(path, new_types), never_seen=never)
+            )
         if r["t_string"] and c["t_string"]:
             ref_formats, cur_formats = _counts(r, "f_", FORMATS), _counts(c, "f_", FORMATS)
             new_formats = {f for f, v in cur_formats.items() if v and not ref_formats[f]}
+            never = (ex.count("tags", path, "format", new_formats), r["t_string"], c["t_string"]) if new_formats else None
             results.append(
-                _mix_finding("schema_breaking", f"{path} format", ref_formats, cur_formats, ex.with_types(path, new_formats, "format"))
+                _mix_finding(
+                    "schema_breaking", f"{path} format", ref_formats, cur_formats,
+                    ex.with_types(path, new_formats, "format"), never_seen=never,
+                )
             )
         nulls = _nulls(path, r, c, ex)
         if nulls is not None:
@@ -264,12 +300,22 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
         ref_keys, cur_keys = _counts(r, "k_", KEY_CLASSES), _counts(c, "k_", KEY_CLASSES)
         if sum(ref_keys.values()) - ref_keys["record"] > 0 and sum(cur_keys.values()):
             changed = {k for k, v in cur_keys.items() if v and not ref_keys[k]}
+            never = (ex.count("keys", path, "class", changed), r["t_object"], c["t_object"]) if changed else None
             results.append(
-                _mix_finding("schema_breaking", f"{path} key pattern", ref_keys, cur_keys, ex.with_key_classes(path, changed), " keys")
+                _mix_finding(
+                    "schema_breaking", f"{path} key pattern", ref_keys, cur_keys,
+                    ex.with_key_classes(path, changed), " keys", never_seen=never,
+                )
             )
-        if _is_enum(r):
-            results += _enum(path, r, c, ex)
-        results += _samples(path, r, c)
+        time_field = ref_times.field(path, r)
+        if time_field is not None and time_field.kind != "counter":
+            lag = temporal.lag_test(ref_times.lags(path, time_field), cur_times.lags(path, time_field))
+            results.append(lag.labelled(family="schema_breaking", target=f"{path} lag to receipt", detail={"examples": []}))
+        if time_field is None and _is_enum(r):
+            recurring = ref_times.recurring_share(path)  # None: a one-day baseline cannot tell
+            if recurring is None or recurring >= temporal.RECURRING:
+                results += _enum(path, r, c, ex)
+        results += _samples(path, r, c, skip_numbers=time_field is not None)
     if ref.tables["shapes"].height and cur.tables["shapes"].height:
         results.append(_shapes(ref, cur))
     return results

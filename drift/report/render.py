@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..stats.verdict import error_control
+
 SHOWN_STATUSES = ("drift", "small_effect", "not_enough_data")
 SEVERITY_MARK = {"none": "ok", "info": "info", "warning": "WARNING", "critical": "CRITICAL"}
 
@@ -44,6 +46,8 @@ def summary(*, run_id, config, window, verdicts, analysis, alerts, baseline, emb
         "baseline": {"name": baseline.name, "window": baseline.manifest["window"], "dir": str(baseline.directory)},
         "encoder": embedder,
         "log_rejects": analysis.sample.rejects.to_dicts(),
+        # the false-page rate per night this run's policy implies for its width
+        "error_control": error_control(config.policy, sum(v.status == "ok" for v in verdicts.values())),
         "segments": segments,
         "alerts": [{"severity": a.severity, "dedup_key": a.dedup_key, "title": a.title} for a in alerts],
     }
@@ -112,6 +116,7 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         encoder_line(summary.get("encoder")),
         "",
+        *([f"False pages: {summary['error_control']['statement']}.", ""] if summary.get("error_control") else []),
         "## Verdicts",
         "",
         "| segment | verdict | sampled | errors | checks |",

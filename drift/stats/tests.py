@@ -310,3 +310,119 @@ def classifier_test(ref: np.ndarray, cur: np.ndarray, *, seed: int = 0) -> tuple
         {"model": "logistic regression, C=0.1, standardised", "folds": 2, "seed": seed, "effect": "2*auc-1"},
     )
     return result, scores[len(x):]
+
+
+def knn_distance(reference: np.ndarray, points: np.ndarray, k: int) -> np.ndarray:
+    """Each point's Euclidean distance to its k-th nearest neighbour in `reference`."""
+    a = np.asarray(points, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    d = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
+    np.maximum(d, 0.0, out=d)
+    k = min(k, b.shape[0])
+    return np.sqrt(np.partition(d, k - 1, axis=1)[:, k - 1])
+
+
+def split_reference(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded half/half split of the baseline's rows: (proper training part, calibration part)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
+
+
+def novelty_test(ref: np.ndarray, cur: np.ndarray, *, alpha: float = 0.05, k: int = 5, seed: int = 0) -> tuple[TestResult, np.ndarray]:
+    """What share of today's items are unlike anything in the baseline? Split conformal, exact.
+
+    The baseline is split in two: a training part, and a calibration part held out from it. An
+    item's nonconformity is its distance to its k-th nearest neighbour in the training part; its
+    conformal p-value is (1 + calibration items at least as odd) / (m + 1). Items with a p-value
+    at or below l/(m+1), l = floor(alpha (m+1)), are "novel".
+
+    Their count K is NOT binomial(n, alpha) under no shift: all current items are judged against
+    one finite calibration set, so their fates are tied. Given the calibration set, each current
+    item is novel with probability U ~ Beta(l, m-l+1) (the mass above an order statistic of m
+    uniforms), so K ~ BetaBinomial(n, l, m-l+1) exactly, for any distribution without ties
+    (ties only make it conservative). A binomial test would be anti-conservative here
+    (tests/test_stats.py measures both). The p-value is P(K' >= K); the effect is the excess
+    share of novel items over the expected l/(m+1).
+
+    Returns the result and each current item's conformal p-value (NaN for rows with NaN).
+    """
+    x = np.asarray(ref, dtype=np.float64)
+    y = np.asarray(cur, dtype=np.float64)
+    train, calibration = split_reference(len(x), seed)
+    m, n = len(calibration), len(y)
+    level = math.floor(alpha * (m + 1))
+    if level < 1 or len(train) < k or n == 0:
+        return TestResult("conformal", math.nan, math.nan, math.nan, len(x), n), np.full(n, math.nan)
+    cal_scores = np.sort(knn_distance(x[train], x[calibration], k))
+    scores = knn_distance(x[train], y, k)
+    at_least = m - np.searchsorted(cal_scores, scores, side="left")  # calibration scores >= each item's
+    p_values = (1.0 + at_least) / (m + 1.0)
+    novel = p_values <= level / (m + 1.0) + 1e-12
+    count = int(novel.sum())
+    expected = level / (m + 1.0)
+    p = float(stats.betabinom.sf(count - 1, n, level, m - level + 1)) if count else 1.0
+    return (
+        TestResult(
+            "conformal",
+            float(count),
+            p,
+            max(0.0, count / n - expected),
+            len(x),
+            n,
+            {
+                "effect": "excess_share",
+                "alpha": alpha,
+                "expected_share": round(expected, 6),
+                "novel_share": round(count / n, 6),
+                "calibration": m,
+                "k": k,
+                "nonconformity": f"distance to the {k}-th nearest of {len(train)} baseline items",
+                "null": "beta-binomial",
+            },
+        ),
+        p_values,
+    )
+
+
+def descriptor_matrix(ref, cur, train_rows: np.ndarray):
+    """Baseline and current descriptor frames as numeric matrices on one scale, for distances.
+
+    Numbers are centred on the training part's median and divided by its robust spread
+    (IQR / 1.349, else the standard deviation, else 1), clipped at +-50 so that one absurd value
+    cannot hide everything else; a missing number is the median plus a missingness column.
+    Categories are one-hot columns of the training part's labels, plus one for anything else.
+    """
+    import polars as pl
+
+    ref_cols, cur_cols = [], []
+    train = ref[train_rows.tolist()]
+    for name in ref.columns:
+        if name == "input_id" or name not in cur.columns:
+            continue
+        if ref[name].dtype.is_numeric() or ref[name].dtype == pl.Boolean:
+            r = ref[name].cast(pl.Float64).to_numpy().astype(np.float64)
+            c = cur[name].cast(pl.Float64).to_numpy().astype(np.float64)
+            t = train[name].cast(pl.Float64).to_numpy().astype(np.float64)
+            t = t[np.isfinite(t)]
+            if len(t) == 0:
+                continue
+            centre = float(np.median(t))
+            q1, q3 = np.quantile(t, [0.25, 0.75])
+            scale = float(q3 - q1) / 1.349 or float(np.std(t)) or 1.0
+            for values, out in ((r, ref_cols), (c, cur_cols)):
+                missing = ~np.isfinite(values)
+                z = np.clip((np.where(missing, centre, values) - centre) / scale, -50, 50)
+                out.append(z)
+                if np.isnan(r).any() or np.isnan(c).any():
+                    out.append(missing.astype(np.float64))
+        else:
+            labels = sorted(set(train[name].cast(pl.Utf8).fill_null("(null)").to_list()))
+            for frame, out in ((ref, ref_cols), (cur, cur_cols)):
+                values = frame[name].cast(pl.Utf8).fill_null("(null)").to_list()
+                known = set(labels)
+                for label in labels:
+                    out.append(np.array([v == label for v in values], dtype=np.float64))
+                out.append(np.array([v not in known for v in values], dtype=np.float64))
+    if not ref_cols:
+        return np.zeros((ref.height, 0)), np.zeros((cur.height, 0))
+    return np.column_stack(ref_cols), np.column_stack(cur_cols)

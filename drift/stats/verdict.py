@@ -1,12 +1,21 @@
 """The one place where test results become findings, a verdict and a severity.
 
 A check says "drift" only when all three hold:
-  1. its p-value survives Benjamini-Hochberg across all of the segment's checks (level `fdr`);
+  1. its p-value is significant at the level its family gets (below);
   2. its effect size reaches the practical threshold of its family;
   3. both samples have at least `min_samples` observations ("not enough data" otherwise,
      which is not drift).
 p-values alone page people for nothing at large n; effect sizes alone miss real shifts at small n.
 Both are stored with every finding.
+
+Levels. A page is worth what its false-alarm rate per NIGHT is, whatever the job's width, so the
+checks that can page (their family's severity reaches `[policy] page_at`) share one budget per
+run, `[policy] page_alpha`: split evenly across the run's tested segments, then evenly across the
+paging families present in a segment, with Benjamini-Hochberg inside each family at its share.
+When no segment changed, BH at level q rejects nothing with probability at least 1 - q (for
+independent or positively dependent p-values), so by the union bound the run pages falsely with
+probability at most page_alpha, for 2 segments or 200; the effect thresholds only lower it.
+Checks that cannot page (info) are held to Benjamini-Hochberg across the segment at `fdr`.
 """
 
 from __future__ import annotations
@@ -37,6 +46,11 @@ METHOD_THRESHOLDS: dict[tuple[str, str], float] = {
     ("embedding", "pca_ks"): 0.2,  # the largest KS distance over the principal components
     ("schema_shift", "ks"): 0.5,  # numbers and lengths: Wasserstein / sd, as for descriptors
     ("schema_shift", "chi2"): 0.2,  # enum shares: Jensen-Shannon distance
+    ("schema_breaking", "lag_ks"): 1.0,  # a time's lag to receipt moved by a baseline sd (and at least an hour)
+    ("embedding", "conformal"): 0.05,  # 5 points more of today's items unlike the baseline than expected
+    ("descriptor", "conformal"): 0.05,
+    ("descriptor", "fisher"): 0.2,  # yes/no descriptors: Cohen's h, "small"
+    ("descriptor", "chi2"): 0.2,  # categories: Jensen-Shannon distance, as for enum shares
 }
 
 STATUSES = ("drift", "small_effect", "no_drift", "not_enough_data", "untestable")
@@ -49,6 +63,7 @@ class Finding:
     effect_threshold: float
     status: str
     severity: str
+    level: float = math.nan  # what p_adjusted was held to: the family's share of the night's budget, or fdr
 
     @property
     def drifted(self) -> bool:
@@ -69,7 +84,7 @@ class Finding:
             "n_cur": r.n_cur,
             "status": self.status,
             "severity": self.severity,
-            "detail": {**r.params, **r.detail},
+            "detail": {**r.params, **r.detail, **({"level": float(f"{self.level:.3g}")} if math.isfinite(self.level) else {})},
         }
 
 
@@ -103,16 +118,50 @@ def max_severity(severities) -> str:
     return max(severities, key=SEVERITY_ORDER.__getitem__, default="none")
 
 
-def decide(results: list[TestResult], policy: PolicySection) -> Verdict:
+def pages(family: str, policy: PolicySection) -> bool:
+    return SEVERITY_ORDER[severity_for(family, policy)] >= SEVERITY_ORDER[policy.page_at]
+
+
+def error_control(policy: PolicySection, segments: int) -> dict[str, Any]:
+    """What the policy promises for a run of this width: the false-page rate per night it implies."""
+    segments = max(segments, 1)
+    return {
+        "page_alpha": policy.page_alpha,
+        "segments": segments,
+        "per_segment": policy.page_alpha / segments,
+        "info_fdr": policy.fdr,
+        "statement": (
+            f"at most {policy.page_alpha:.2%} of nights with no real change page falsely "
+            f"({segments} segment(s), {policy.page_alpha / segments:.2g} each, split across paging check families; "
+            "effect thresholds make it lower)"
+        ),
+    }
+
+
+def _levels(results: list[TestResult], testable: list[int], policy: PolicySection, segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each testable check's adjusted p-value and the level it is held to (see the module's docstring)."""
+    adjusted = np.full(len(results), math.nan)
+    level = np.full(len(results), math.nan)
+    groups: dict[str, list[int]] = {}
+    for i in testable:
+        family = results[i].family
+        groups.setdefault(family if pages(family, policy) else "(info)", []).append(i)
+    paging = [g for g in groups if g != "(info)"]
+    for group, members in groups.items():
+        ps = np.clip([results[i].p_value for i in members], 0.0, 1.0)
+        adjusted[members] = false_discovery_control(ps, method="bh")
+        level[members] = policy.fdr if group == "(info)" else policy.page_alpha / max(segments, 1) / len(paging)
+    return adjusted, level
+
+
+def decide(results: list[TestResult], policy: PolicySection, segments: int = 1) -> Verdict:
+    """One segment's verdict, in a run that tests `segments` segments (its share of the night's budget)."""
     testable = [
         i
         for i, r in enumerate(results)
         if math.isfinite(r.p_value) and min(r.n_ref, r.n_cur) >= policy.min_samples
     ]
-    adjusted = np.full(len(results), math.nan)
-    if testable:
-        ps = np.clip([results[i].p_value for i in testable], 0.0, 1.0)
-        adjusted[testable] = false_discovery_control(ps, method="bh")
+    adjusted, level = _levels(results, testable, policy, segments)
     findings = []
     for i, result in enumerate(results):
         threshold = threshold_for(result.family, result.method, policy)
@@ -120,14 +169,14 @@ def decide(results: list[TestResult], policy: PolicySection) -> Verdict:
             status = "untestable"
         elif min(result.n_ref, result.n_cur) < policy.min_samples:
             status = "not_enough_data"
-        elif adjusted[i] > policy.fdr:
+        elif adjusted[i] > level[i]:
             status = "no_drift"
         elif not result.effect_size >= threshold:
             status = "small_effect"
         else:
             status = "drift"
         severity = severity_for(result.family, policy) if status == "drift" else "none"
-        findings.append(Finding(result, float(adjusted[i]), threshold, status, severity))
+        findings.append(Finding(result, float(adjusted[i]), threshold, status, severity, float(level[i])))
     drifted = any(f.drifted for f in findings)
     status = "ok" if testable or not results else "not_enough_data"
     return Verdict(findings, drifted, max_severity(f.severity for f in findings), status)
