@@ -6,6 +6,10 @@ Layout of `<baseline dir>/<job>/<name>/`:
     <kind>.descriptors.parquet         source, input_id, one column per descriptor
     <kind>.<name>.embeddings.parquet   source, input_id, vector (fixed-size float32 array)
     <kind>.<table>.parquet             source + the kind's long tables (payload tags, values, ...)
+    <kind>.received.parquet            source, input_id, received_at (epoch seconds): the baseline's
+                                       days, for day-to-day variation and times in payloads
+                                       (a baseline built before it had none: those checks then
+                                       fall back to the family thresholds and value rules)
     errors.parquet                     kind, source, input_id, category, message
 
 The manifest pins every encoder (by name): a run whose encoder differs is refused, because

@@ -62,30 +62,6 @@ def photo(rng: random.Random, dark: bool = False, blur: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def delivery_note_pdf(rng: random.Random) -> bytes:
-    """A partner's new template: same office suite, page size and amount of text as the invoices,
-    but another layout (a boxed table under a letterhead) and other words."""
-    from fpdf import FPDF
-
-    pdf = FPDF(format="A4")
-    pdf.set_creator("Microsoft Word")
-    pdf.set_producer("Microsoft Word")
-    pdf.add_page()
-    pdf.set_fill_color(30, 60, 120)
-    pdf.rect(0, 0, 210, 30, style="F")
-    pdf.set_font("times", "B", 16)
-    pdf.set_xy(120, 40)
-    pdf.cell(0, 10, f"Lieferschein Nr. {rng.randint(100, 999)}-{rng.randint(1000, 9999)}")
-    pdf.set_xy(20, 60)
-    pdf.set_font("times", size=10)
-    for _ in range(rng.randint(12, 30)):
-        pdf.cell(60, 7, f"Artikel {rng.randint(1000, 9999)}", border=1)
-        pdf.cell(30, 7, f"Menge {rng.randint(1, 50)}", border=1)
-        pdf.cell(80, 7, "geliefert an Lager " + rng.choice("ABCDEF"), border=1, new_x="LMARGIN", new_y="NEXT")
-        pdf.set_x(20)
-    return bytes(pdf.output())
-
-
 def write_day(
     root: Path,
     day: datetime,
@@ -124,7 +100,7 @@ def write_day(
     for i in range(n):
         # The first share of the day's documents come from the new template or the scanner.
         if i < new_template * n:
-            pdf = delivery_note_pdf(rng)
+            pdf = demo_world.delivery_note_pdf(rng)
         elif i < (new_template + scans) * n:
             pdf = demo_world.scanned_pdf(rng)
         else:

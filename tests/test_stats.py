@@ -6,13 +6,15 @@ import math
 from collections import Counter
 
 import numpy as np
+import polars as pl
 import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from drift.config import PolicySection
-from drift.stats.tests import TestResult, categorical_test, mmd_test, numeric_test, proportion_test, type_mix_test
-from drift.stats.verdict import decide
+from drift.stats.compare import descriptor_checks
+from drift.stats.tests import TestResult, categorical_test, mmd_test, novelty_test, numeric_test, proportion_test, type_mix_test
+from drift.stats.verdict import decide, error_control
 
 
 def test_numeric_test_matches_scipy_and_measures_shift_in_sds():
@@ -174,3 +176,57 @@ def test_classifier_test_is_calibrated_without_a_shift():
     rng = np.random.default_rng(6)
     p_values = [classifier_test(rng.normal(0, 1, (60, 5)), rng.normal(0, 1, (60, 5)), seed=s)[0].p_value for s in range(100)]
     assert sum(p < 0.05 for p in p_values) <= 10  # 5% expected; 10 is beyond the binomial 99th percentile
+
+
+def test_novelty_test_is_exact_under_no_shift_where_a_binomial_test_is_not():
+    """All current items are judged against one calibration set, so their novel count is
+    beta-binomial; at alpha 0.05 our test rejects at most ~5% of null windows, a binomial test more."""
+    rng = np.random.default_rng(0)
+    ours, binomial, reps = 0, 0, 600
+    for _ in range(reps):
+        ref, cur = rng.normal(size=(80, 4)), rng.normal(size=(150, 4))
+        result, _ = novelty_test(ref, cur, seed=int(rng.integers(1000)))
+        ours += result.p_value <= 0.05
+        expected = result.params["expected_share"]
+        binomial += stats.binomtest(int(result.statistic), 150, expected, alternative="greater").pvalue <= 0.05
+    assert ours / reps <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / reps)
+    assert binomial / reps > ours / reps + 0.04  # measured: 0.17 against 0.04
+
+
+def test_novelty_test_counts_the_share_of_new_items_and_names_them():
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(350, 8))
+    cur = rng.normal(size=(150, 8))
+    cur[:15] += 6.0  # a tenth of today's items unlike anything in the baseline
+    result, p_values = novelty_test(ref, cur, seed=0)
+    assert result.method == "conformal" and result.p_value < 1e-5
+    assert result.effect_size == pytest.approx(0.10, abs=0.03)
+    assert set(np.argsort(p_values, kind="stable")[:15]) == set(range(15))
+    # 175 calibration items, novel = odder than all of them (l = 1): K ~ BetaBinomial(150, 1, 175)
+    assert result.params["calibration"] == 175 and result.params["expected_share"] == pytest.approx(1 / 176, abs=1e-6)
+    assert result.p_value == pytest.approx(stats.betabinom.sf(int(result.statistic) - 1, 150, 1, 175), rel=1e-9)
+
+
+def test_yes_no_descriptors_get_fishers_test_and_all_descriptors_a_novelty_check():
+    rng = np.random.default_rng(2)
+    ref = pl.DataFrame({"input_id": [f"r{i}" for i in range(350)], "text_layer": (rng.random(350) < 0.95).astype(float),
+                        "pages": rng.integers(1, 4, 350).astype(float), "producer": rng.choice(["word", "libre"], 350)})
+    cur = pl.DataFrame({"input_id": [f"c{i}" for i in range(150)], "text_layer": (rng.random(150) < 0.80).astype(float),
+                        "pages": rng.integers(1, 4, 150).astype(float), "producer": rng.choice(["word", "libre"], 150)})
+    results = {r.target: r for r in descriptor_checks(ref, cur)}
+    assert results["text_layer"].method == "fisher" and results["text_layer"].detail["old"].startswith("yes in")
+    assert results["pages"].method == "ks" and results["producer"].method == "chi2"
+    assert results["all descriptors"].method == "conformal"
+
+
+def test_a_nights_budget_is_shared_by_its_segments_and_paging_families():
+    """The same evidence pages a 1-segment job but not a 100-segment one; info checks keep their fdr."""
+    results = [_result(1e-4, 0.9, family="descriptor"), _result(0.5, 0.9, family="embedding"), _result(1e-4, 0.9, family="schema_shift")]
+    narrow = decide(results, PolicySection(), segments=1)
+    wide = decide(results, PolicySection(), segments=100)
+    assert narrow.findings[0].status == "drift" and wide.findings[0].status == "no_drift"
+    assert narrow.findings[0].level == pytest.approx(0.01 / 4)  # two paging families present, two reserved groups
+    assert wide.findings[0].level == pytest.approx(0.01 / 100 / 4)
+    assert [f.status for f in (narrow.findings[2], wide.findings[2])] == ["drift", "drift"]
+    assert wide.findings[2].level == 0.01 and wide.findings[2].as_dict()["detail"]["level"] == 0.01
+    assert "at most 1.00% of nights" in error_control(PolicySection(), 50)["statement"]

@@ -75,8 +75,10 @@ def receipt_page(rng: random.Random, width: int = 300, height: int = 460) -> Ima
     return page
 
 
-def receipt_photo(rng: random.Random) -> Image.Image:
-    """A phone photo of a receipt on a table: rotation, perspective, uneven light, sensor noise."""
+def receipt_photo(rng: random.Random, light: float | None = None) -> Image.Image:
+    """A phone photo of a receipt on a table: rotation, perspective, uneven light, sensor noise.
+
+    `light` (default: drawn from 0.8..1.1) scales the exposure, for generators with daylight in them."""
     table = tuple(rng.randint(90, 170) for _ in range(3))
     canvas = Image.new("RGB", (600, 800), table)
     paper = receipt_page(rng).rotate(rng.uniform(-8, 8), expand=True, fillcolor=table, resample=Image.Resampling.BILINEAR)
@@ -85,7 +87,7 @@ def receipt_photo(rng: random.Random) -> Image.Image:
     canvas = canvas.transform(canvas.size, Image.Transform.PERSPECTIVE, (1, rng.uniform(-0.05, 0.05), 0, 0, 1, 0, skew, skew, 1),
                               resample=Image.Resampling.BILINEAR, fillcolor=table)
     arr = np.asarray(canvas, dtype=np.float32)
-    light = rng.uniform(0.8, 1.1)
+    light = rng.uniform(0.8, 1.1) if light is None else light
     gradient = np.linspace(light, light * rng.uniform(0.75, 1.0), arr.shape[0], dtype=np.float32)[:, None, None]
     noise = np.random.default_rng(rng.randint(0, 2**31)).integers(-6, 7, arr.shape, dtype=np.int16)
     arr = np.clip(arr * gradient + noise, 0, 255).astype(np.uint8)
@@ -144,6 +146,30 @@ def invoice_pdf(rng: random.Random, pages: int = 1, creator: str = "Microsoft Wo
         for _ in range(rng.randint(12, 30)):
             pdf.cell(0, 7, f"{rng.choice(ITEMS)} ... {rng.randint(1, 9)} x {rng.uniform(1, 90):.2f} EUR " + "clause " * rng.randint(0, 6),
                      new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def delivery_note_pdf(rng: random.Random) -> bytes:
+    """A partner's new template: same office suite, page size and amount of text as the invoices,
+    but another layout (a boxed table under a letterhead) and other words."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_creator("Microsoft Word")
+    pdf.set_producer("Microsoft Word")
+    pdf.add_page()
+    pdf.set_fill_color(30, 60, 120)
+    pdf.rect(0, 0, 210, 30, style="F")
+    pdf.set_font("times", "B", 16)
+    pdf.set_xy(120, 40)
+    pdf.cell(0, 10, f"Lieferschein Nr. {rng.randint(100, 999)}-{rng.randint(1000, 9999)}")
+    pdf.set_xy(20, 60)
+    pdf.set_font("times", size=10)
+    for _ in range(rng.randint(12, 30)):
+        pdf.cell(60, 7, f"Artikel {rng.randint(1000, 9999)}", border=1)
+        pdf.cell(30, 7, f"Menge {rng.randint(1, 50)}", border=1)
+        pdf.cell(80, 7, "geliefert an Lager " + rng.choice("ABCDEF"), border=1, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_x(20)
     return bytes(pdf.output())
 
 

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import polars as pl
 from scipy import stats
 
-from ..stats.tests import TestResult, categorical_test, numeric_test, proportion_test, type_mix_test
+from ..stats.tests import TestResult, categorical_test, cohen_h, never_seen_test, numeric_test, proportion_test, type_mix_test
 from . import summary, temporal
 from .summary import FORMATS, KEY_CLASSES, TYPES
 from .walk import DOC_VALUE_CAP
@@ -60,26 +59,11 @@ def parent_of(path: str) -> str:
     return path.rsplit(".", 1)[0] if "." in path else "$"
 
 
-def cohen_h(p1: float, p2: float) -> float:
-    return abs(2 * math.asin(math.sqrt(min(max(p1, 0.0), 1.0))) - 2 * math.asin(math.sqrt(min(max(p2, 0.0), 1.0))))
-
-
 def describe_mix(counts: dict[str, int], total: int, suffix: str = "") -> str:
     if total == 0:
         return "none"
     parts = sorted(((v, k) for k, v in counts.items() if v), reverse=True)[:3]
     return ", ".join(f"{k}{suffix} {100 * v / total:.0f}%" for v, k in parts) or "none"
-
-
-def never_seen_test(k_cur: int, n_ref: int, n_cur: int) -> TestResult:
-    """None in n_ref baseline documents, k_cur in n_cur now: Fisher one-sided, effect beyond 3/n_ref."""
-    result = proportion_test(0, n_ref, k_cur, n_cur, alternative="greater")
-    if n_ref == 0 or n_cur == 0:
-        return result
-    bound = min(1.0, 3.0 / n_ref)
-    rate = k_cur / n_cur
-    effect = cohen_h(rate, bound) if rate > bound else 0.0
-    return replace(result, method="rule_of_three", effect_size=effect, params={**result.params, "bound": round(bound, 6)})
 
 
 class _Examples:

@@ -60,6 +60,9 @@ class FeatureSet:
     descriptors: pl.DataFrame = field(default_factory=_no_descriptors)  # input_id + one column per descriptor
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, d) float32
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # kind-specific long tables
+    # what is computed from these features alone, kept while they live (a baseline's day-to-day
+    # variation, reused by every night that compares with it)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:

@@ -15,6 +15,7 @@ from .tests import (
     componentwise_ks_test,
     descriptor_matrix,
     mmd_test,
+    never_seen_test,
     novelty_test,
     numeric_test,
     proportion_test,
@@ -33,28 +34,94 @@ def _binary(*columns: np.ndarray) -> bool:
     return len(values) > 0 and bool(np.isin(values, (0.0, 1.0)).all())
 
 
-def descriptor_checks(ref: pl.DataFrame, cur: pl.DataFrame, seed: int = 0) -> list[TestResult]:
-    """Each descriptor on its own (KS, chi-square, or Fisher for a yes/no one), then all of them
-    together: the share of today's items unlike any in the baseline (conformal novelty)."""
+def _column_test(ref_col: pl.Series, cur_col: pl.Series) -> TestResult:
+    """One descriptor: KS for numbers, Fisher for a yes/no one, chi-square for categories."""
+    if ref_col.dtype in NUMERIC_DTYPES and cur_col.dtype in NUMERIC_DTYPES:
+        x, y = ref_col.cast(pl.Float64).to_numpy(), cur_col.cast(pl.Float64).to_numpy()
+        if not _binary(x, y):
+            return numeric_test(x, y)
+        x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+        result = proportion_test(int(x.sum()), len(x), int(y.sum()), len(y))
+        return replace(result, detail={
+            "old": f"yes in {100 * result.params['ref_rate']:.0f}%" if len(x) else "none",
+            "new": f"yes in {100 * result.params['cur_rate']:.0f}%" if len(y) else "none",
+        })
+    return categorical_test(ref_col.cast(pl.Utf8).fill_null("(null)"), cur_col.cast(pl.Utf8).fill_null("(null)"))
+
+
+MIN_DAY_ITEMS = 10  # a baseline day with fewer items says too little about day-to-day change
+
+
+def day_to_day(ref_col: pl.Series, days: np.ndarray | None) -> float | None:
+    """The largest effect of one baseline day against the rest of the baseline, by the same test.
+
+    Traffic moves from day to day within its usual range (daylight, weekday mixes); a night must
+    move further than the baseline's own days moved from each other before it counts as drift.
+    None when the baseline has fewer than three days of at least MIN_DAY_ITEMS items.
+    """
+    labels = usable_days(days)
+    if labels is None:
+        return None
+    effects = [_column_test(ref_col.filter(pl.Series(days != d)), ref_col.filter(pl.Series(days == d))).effect_size for d in labels]
+    return _largest(effects)
+
+
+def usable_days(days: np.ndarray | None) -> np.ndarray | None:
+    """The baseline days with at least MIN_DAY_ITEMS items, when there are three or more of them."""
+    if days is None:
+        return None
+    labels, counts = np.unique(days, return_counts=True)
+    labels = labels[counts >= MIN_DAY_ITEMS]
+    return labels if len(labels) >= 3 else None
+
+
+def _largest(effects) -> float | None:
+    effects = [e for e in effects if np.isfinite(e)]
+    return float(max(effects)) if effects else None
+
+
+def _embedding_tests(ref_matrix: np.ndarray, cur_matrix: np.ndarray, seed: int) -> dict[str, TestResult]:
+    classifier, _ = classifier_test(ref_matrix, cur_matrix, seed=seed)
+    return {
+        "mmd": mmd_test(ref_matrix, cur_matrix, seed=seed),
+        "pca_ks": componentwise_ks_test(ref_matrix, cur_matrix),
+        "classifier": classifier,
+    }
+
+
+def embedding_day_to_day(ref: FeatureSet, name: str, seed: int) -> dict[str, float]:
+    """Per method, the largest effect of one baseline day against the rest, for one embedding.
+
+    Computed from the baseline alone, so it is kept in the FeatureSet's cache for the next night.
+    """
+    key = f"day_to_day:{name}:{seed}"
+    if key not in ref.cache:
+        days = baseline_days(ref)
+        labels = usable_days(days)
+        matrix = ref.embeddings[name]
+        effects: dict[str, list[float]] = {}
+        if labels is not None:
+            finite = np.isfinite(matrix).all(axis=1)
+            for d in labels:
+                day, rest = finite & (days == d), finite & (days != d)
+                for method, result in _embedding_tests(matrix[rest], matrix[day], seed).items():
+                    effects.setdefault(method, []).append(result.effect_size)
+        ref.cache[key] = {method: v for method, e in effects.items() if (v := _largest(e)) is not None}
+    return ref.cache[key]
+
+
+def descriptor_checks(ref: pl.DataFrame, cur: pl.DataFrame, seed: int = 0, ref_days: np.ndarray | None = None) -> list[TestResult]:
+    """Each descriptor on its own (KS, chi-square, or Fisher for a yes/no one), held to the
+    baseline's own day-to-day variation when its days are known (`ref_days`, aligned with ref's
+    rows), then all of them together: the share of today's items unlike any in the baseline."""
     results = []
     for name in ref.columns:
         if name == "input_id" or name not in cur.columns:
             continue
-        ref_col, cur_col = ref[name], cur[name]
-        if ref_col.dtype in NUMERIC_DTYPES and cur_col.dtype in NUMERIC_DTYPES:
-            x, y = ref_col.cast(pl.Float64).to_numpy(), cur_col.cast(pl.Float64).to_numpy()
-            if _binary(x, y):
-                x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-                result = proportion_test(int(x.sum()), len(x), int(y.sum()), len(y))
-                result = result.labelled(family="descriptor", target=name, detail={
-                    "old": f"yes in {100 * result.params['ref_rate']:.0f}%" if len(x) else "none",
-                    "new": f"yes in {100 * result.params['cur_rate']:.0f}%" if len(y) else "none",
-                })
-                results.append(result)
-                continue
-            result = numeric_test(x, y)
-        else:
-            result = categorical_test(ref_col.cast(pl.Utf8).fill_null("(null)"), cur_col.cast(pl.Utf8).fill_null("(null)"))
+        result = _column_test(ref[name], cur[name])
+        variation = day_to_day(ref[name], ref_days)
+        if variation is not None:
+            result = replace(result, params={**result.params, "day_to_day": round(variation, 6)})
         results.append(result.labelled(family="descriptor", target=name))
     if ref.height and cur.height and len(ref.columns) > 1:
         train, _ = split_reference(ref.height, seed)
@@ -89,12 +156,19 @@ def embedding_checks(ref: FeatureSet, cur: FeatureSet, seed: int) -> list[TestRe
         classifier, scores = classifier_test(ref_matrix, cur_matrix, seed=seed)
         order = np.argsort(-np.nan_to_num(scores, nan=-np.inf))[:RANKED]
         ranking = tuple((cur_ids[i], float(scores[i])) for i in order if np.isfinite(scores[i]))
+        variation = embedding_day_to_day(ref, name, seed)
+
+        def held(result: TestResult) -> TestResult:
+            if result.method not in variation:
+                return result
+            return replace(result, params={**result.params, "day_to_day": round(variation[result.method], 6)})
+
         results += [
-            mmd_test(ref_matrix, cur_matrix, seed=seed).labelled(family="embedding", target=name),
+            held(mmd_test(ref_matrix, cur_matrix, seed=seed)).labelled(family="embedding", target=name),
             _novelty(ref_matrix, cur_matrix, cur_ids, seed, "embedding", name),
-            componentwise_ks_test(ref_matrix, cur_matrix).labelled(family="embedding", target=name),
+            held(componentwise_ks_test(ref_matrix, cur_matrix)).labelled(family="embedding", target=name),
             replace(
-                classifier.labelled(family="embedding", target=name, detail={"examples": [i for i, _ in ranking[:MAX_EXAMPLES]]}),
+                held(classifier).labelled(family="embedding", target=name, detail={"examples": [i for i, _ in ranking[:MAX_EXAMPLES]]}),
                 ranking=ranking,
             ),
         ]
@@ -114,7 +188,10 @@ def error_rate_checks(
         rates += [(c, ref_errors.get(c, 0), cur_errors.get(c, 0)) for c in categories]
     results = []
     for category, k_ref, k_cur in rates:
-        result = proportion_test(k_ref, ref_sampled, k_cur, cur_sampled, alternative="greater")
+        if k_ref == 0 and k_cur and category != "all":  # a kind of failure the baseline never had
+            result = never_seen_test(k_cur, ref_sampled, cur_sampled)
+        else:
+            result = proportion_test(k_ref, ref_sampled, k_cur, cur_sampled, alternative="greater")
         results.append(
             result.labelled(
                 family="error_rate",
@@ -125,9 +202,18 @@ def error_rate_checks(
     return results
 
 
+def baseline_days(ref: FeatureSet) -> np.ndarray | None:
+    """The UTC day each baseline item was received, aligned with its descriptor rows (None if unknown)."""
+    received = ref.tables.get("received")
+    if received is None or received.height == 0 or ref.descriptors.height == 0:
+        return None
+    days = ref.descriptors.select("input_id").join(received, on="input_id", how="left")["received_at"] // 86400
+    return None if days.null_count() else days.to_numpy()
+
+
 def compare_segment(ref: FeatureSet, cur: FeatureSet, kind, context) -> list[TestResult]:
     return [
-        *descriptor_checks(ref.descriptors, cur.descriptors, context.config.sampling.seed),
+        *descriptor_checks(ref.descriptors, cur.descriptors, context.config.sampling.seed, baseline_days(ref)),
         *embedding_checks(ref, cur, context.config.sampling.seed),
         *kind.extra_checks(ref, cur, context),
     ]

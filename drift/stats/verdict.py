@@ -11,7 +11,8 @@ Both are stored with every finding.
 Levels. A page is worth what its false-alarm rate per NIGHT is, whatever the job's width, so the
 checks that can page (their family's severity reaches `[policy] page_at`) share one budget per
 run, `[policy] page_alpha`: split evenly across the run's tested segments, then evenly across the
-paging families present in a segment, with Benjamini-Hochberg inside each family at its share.
+paging families present in a segment and two reserved groups (never-seen events and novel items,
+see RESERVED), with Benjamini-Hochberg inside each family or group at its share.
 When no segment changed, BH at level q rejects nothing with probability at least 1 - q (for
 independent or positively dependent p-values), so by the union bound the run pages falsely with
 probability at most page_alpha, for 2 segments or 200; the effect thresholds only lower it.
@@ -52,6 +53,12 @@ METHOD_THRESHOLDS: dict[tuple[str, str], float] = {
     ("descriptor", "fisher"): 0.2,  # yes/no descriptors: Cohen's h, "small"
     ("descriptor", "chi2"): 0.2,  # categories: Jensen-Shannon distance, as for enum shares
 }
+
+# Evidence of something new gets a share of its own, beside the families, whatever family it is in:
+# an exact test of an event the baseline never showed (a type, value, null or error category), and
+# the share of items unlike any in the baseline. They are the sharpest evidence a partial shift
+# leaves, and would otherwise be one test among dozens of their family's.
+RESERVED = {"rule_of_three": "never_seen", "conformal": "novelty"}
 
 STATUSES = ("drift", "small_effect", "no_drift", "not_enough_data", "untestable")
 
@@ -143,14 +150,21 @@ def _levels(results: list[TestResult], testable: list[int], policy: PolicySectio
     adjusted = np.full(len(results), math.nan)
     level = np.full(len(results), math.nan)
     groups: dict[str, list[int]] = {}
+    families = set()
     for i in testable:
-        family = results[i].family
-        groups.setdefault(family if pages(family, policy) else "(info)", []).append(i)
-    paging = [g for g in groups if g != "(info)"]
+        family, method = results[i].family, results[i].method
+        if not pages(family, policy):
+            groups.setdefault("(info)", []).append(i)
+            continue
+        families.add(family)
+        groups.setdefault(RESERVED.get(method, family), []).append(i)
+    # Every paging family present gets a share, and so do the reserved groups, whether or not
+    # they hold a test tonight: the split never depends on what the data turned up.
+    shares = len(families) + len(RESERVED) if families else 1
     for group, members in groups.items():
         ps = np.clip([results[i].p_value for i in members], 0.0, 1.0)
         adjusted[members] = false_discovery_control(ps, method="bh")
-        level[members] = policy.fdr if group == "(info)" else policy.page_alpha / max(segments, 1) / len(paging)
+        level[members] = policy.fdr if group == "(info)" else policy.page_alpha / max(segments, 1) / shares
     return adjusted, level
 
 
@@ -164,7 +178,8 @@ def decide(results: list[TestResult], policy: PolicySection, segments: int = 1) 
     adjusted, level = _levels(results, testable, policy, segments)
     findings = []
     for i, result in enumerate(results):
-        threshold = threshold_for(result.family, result.method, policy)
+        # A check that knows how far the baseline's own days moved from each other must move further.
+        threshold = max(threshold_for(result.family, result.method, policy), result.params.get("day_to_day", 0.0))
         if not math.isfinite(result.p_value):
             status = "untestable"
         elif min(result.n_ref, result.n_cur) < policy.min_samples:
