@@ -12,7 +12,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from drift.config import PolicySection
-from drift.stats.compare import descriptor_checks
+from drift.stats.compare import day_bound, descriptor_checks
 from drift.stats.tests import TestResult, categorical_test, mmd_test, novelty_test, numeric_test, proportion_test, type_mix_test
 from drift.stats.verdict import decide, error_control
 
@@ -230,3 +230,26 @@ def test_a_nights_budget_is_shared_by_its_segments_and_paging_families():
     assert [f.status for f in (narrow.findings[2], wide.findings[2])] == ["drift", "drift"]
     assert wide.findings[2].level == 0.01 and wide.findings[2].as_dict()["detail"]["level"] == 0.01
     assert "at most 1.00% of nights" in error_control(PolicySection(), 50)["statement"]
+
+
+def test_day_bound_is_the_t_prediction_bound_of_the_baseline_days():
+    assert day_bound([1.0, 2.0, 3.0]) == pytest.approx(2.0 + stats.t.ppf(0.99, 2) * 1.0 * math.sqrt(4 / 3))
+    assert day_bound([0.5, 0.5, 0.5]) == 0.5  # never below the largest day
+    assert day_bound([1.0, 2.0]) is None  # two days say nothing about a third
+
+
+def test_a_night_within_the_baselines_day_to_day_range_is_not_drift_and_one_beyond_it_is():
+    """Daylight: each baseline day sits elsewhere in the usual range; tonight too, or far beyond."""
+    rng = np.random.default_rng(3)
+    offsets = np.linspace(-1.0, 1.0, 7)
+    ref = pl.DataFrame({"input_id": [f"r{i}" for i in range(350)], "brightness": np.concatenate([rng.normal(o, 0.5, 50) for o in offsets])})
+    days = np.repeat(np.arange(7), 50)
+
+    def verdict(offset: float) -> str:
+        cur = pl.DataFrame({"input_id": [f"c{i}" for i in range(150)], "brightness": rng.normal(offset, 0.5, 150)})
+        [result] = [r for r in descriptor_checks(ref, cur, ref_days=days) if r.target == "brightness"]
+        assert result.params["day_to_day"] > result.effect_size or offset > 2
+        return decide([result], PolicySection(), segments=50).findings[0].status
+
+    assert verdict(0.95) == "small_effect"  # significant against the pooled week, but an ordinary day
+    assert verdict(4.0) == "drift"

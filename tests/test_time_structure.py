@@ -97,6 +97,7 @@ def test_a_date_that_goes_stale_and_seconds_that_become_milliseconds_are_breakin
     finding = stale[("schema_breaking", "$.date lag to receipt")]
     assert finding.severity == "critical" and finding.result.effect_size > 3  # three days late, in sds of a day's spread
     assert finding.result.params["old"].endswith(" h") and finding.result.params["new"].endswith(" d")  # hours -> days
+    assert len(finding.result.detail["examples"]) == 5
     millis = drifted(window(range(8, 9), 150, seed=9, shifted=150, millis=True))
     assert ("schema_breaking", "$.timestamp lag to receipt") in millis
 

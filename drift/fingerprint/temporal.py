@@ -105,13 +105,12 @@ class Times:
     def with_receipt(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame.join(self.received, on="input_id")
 
-    def lags(self, path: str, field: TimeField) -> np.ndarray:
-        """Receipt minus the value, in seconds, one per document holding the path."""
+    def lags(self, path: str, field: TimeField) -> pl.DataFrame:
+        """input_id -> lag: receipt minus the value, in seconds, one per document holding the path."""
         if self.received is None:
-            return np.array([])
-        frame = self.string_times(path) if field.kind == "date" else self.numbers(path)
-        frame = self.with_receipt(frame)
-        return (frame["received_at"] - frame["t"] / UNITS[field.unit]).to_numpy()
+            return pl.DataFrame(schema={"input_id": pl.Utf8, "lag": pl.Float64})
+        frame = self.with_receipt(self.string_times(path) if field.kind == "date" else self.numbers(path))
+        return frame.select("input_id", (pl.col("received_at") - pl.col("t") / UNITS[field.unit]).alias("lag"))
 
 
 class BaselineTimes(Times):
@@ -178,11 +177,17 @@ def _hours(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def lag_test(ref_lags: np.ndarray, cur_lags: np.ndarray) -> TestResult:
-    """KS on the lags; effect: Wasserstein distance in the baseline's sd, and at least an hour."""
-    x, y = ref_lags[np.isfinite(ref_lags)], cur_lags[np.isfinite(cur_lags)]
+def lag_test(ref_lags: pl.DataFrame, cur_lags: pl.DataFrame, examples: int = 5) -> TestResult:
+    """KS on the lags; effect: Wasserstein distance in the baseline's sd, and at least an hour.
+    Its examples are the current documents whose lag lies furthest outside the baseline's."""
+    x, y = ref_lags["lag"].to_numpy(), cur_lags["lag"].to_numpy()
+    finite = np.isfinite(y)
+    x, y, ids = x[np.isfinite(x)], y[finite], cur_lags["input_id"].filter(pl.Series(finite)).to_list()
     if len(x) == 0 or len(y) == 0:
         return TestResult("lag_ks", math.nan, math.nan, math.nan, len(x), len(y))
+    low, high = np.quantile(x, (0.01, 0.99))
+    outside = np.maximum(low - y, y - high)
+    odd = [ids[i] for i in np.argsort(-outside, kind="stable")[:examples] if outside[i] > 0]
     ks = stats.ks_2samp(x, y)
     scale = max(float(np.std(x)), LAG_FLOOR_S)
     effect = float(stats.wasserstein_distance(x, y)) / scale
@@ -195,4 +200,5 @@ def lag_test(ref_lags: np.ndarray, cur_lags: np.ndarray) -> TestResult:
         len(x),
         len(y),
         {"effect": "wasserstein/max(sd, 1h)", "old": f"lag to receipt p5/p50/p95 {quantiles(x)}", "new": f"lag to receipt p5/p50/p95 {quantiles(y)}"},
+        detail={"examples": odd},
     )

@@ -43,6 +43,7 @@ def html(summary: dict[str, Any]) -> str:
         f"baseline <code>{esc(summary['baseline']['name'])}</code> ({esc(summary['baseline']['window']['start'][:10])} to "
         f"{esc(summary['baseline']['window']['end'][:10])}).</p>",
         f"<p class='enc'>{esc(encoder_line(summary.get('encoder')))}</p>",
+        *([f"<p class='enc'>False pages: {esc(summary['error_control']['statement'])}.</p>"] if summary.get("error_control") else []),
         "<h2>Verdicts</h2><table><tr><th>segment</th><th>verdict</th><th>sampled</th><th>errors</th><th>checks</th><th>drift in</th></tr>",
     ]
     for seg in summary["segments"]:

@@ -178,7 +178,10 @@ def never_seen_test(k_cur: int, n_ref: int, n_cur: int) -> TestResult:
     bound = min(1.0, 3.0 / n_ref)
     rate = k_cur / n_cur
     effect = cohen_h(rate, bound) if rate > bound else 0.0
-    return replace(result, method="rule_of_three", effect_size=effect, params={**result.params, "bound": round(bound, 6)})
+    # the statistic is the count of items showing the event (Fisher's odds ratio is infinite here)
+    return replace(
+        result, method="rule_of_three", statistic=float(k_cur), effect_size=effect, params={**result.params, "bound": round(bound, 6)}
+    )
 
 
 def type_mix_test(ref: Counter, cur: Counter) -> TestResult:
