@@ -26,7 +26,6 @@ width (its share of the night's budget), for the planted shifts of issue 14.
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import multiprocessing
 import random
@@ -48,7 +47,7 @@ from drift.kinds import KINDS, FeatureSet
 from drift.kinds.payload import PayloadFeaturizer
 from drift.stats.compare import compare_segment, error_rate_checks
 from drift.stats.verdict import decide, error_control
-from verdicts import PAYLOAD_LIMITS, featurize, wilson
+from verdicts import PAYLOAD_LIMITS, concat, featurize, subset, wilson
 
 START = datetime(2026, 1, 5, tzinfo=timezone.utc)  # a Monday
 BASELINE_DAYS, BASELINE_PER_DAY, NIGHT_N = 7, 50, 150
@@ -167,7 +166,7 @@ def payload_window(segment: int, day: int, n: int, seed: int, shift: str | None 
 
 def payload_baseline(segment: int, seed: int) -> FeatureSet:
     days = [payload_window(segment, d, BASELINE_PER_DAY, seed * 1000 + d) for d in range(BASELINE_DAYS)]
-    return stack(days)
+    return concat(*days)
 
 
 # ---- image and document pools -----------------------------------------------------------------
@@ -258,26 +257,6 @@ def draw_documents(pool, attrs, day: int, n: int, rng: np.random.Generator, scan
 
 # ---- windows and verdicts ----------------------------------------------------------------------
 
-def take(features: FeatureSet, rows) -> FeatureSet:
-    rows = np.asarray(rows, dtype=int)
-    ids = [features.ids[i] for i in rows]
-    return FeatureSet(
-        ids=ids,
-        descriptors=features.descriptors[rows.tolist()],
-        embeddings={k: v[rows] for k, v in features.embeddings.items()},
-        tables={k: t.filter(pl.col("input_id").is_in(ids)) for k, t in features.tables.items()},
-    )
-
-
-def stack(parts: list[FeatureSet]) -> FeatureSet:
-    return FeatureSet(
-        ids=[i for p in parts for i in p.ids],
-        descriptors=pl.concat([p.descriptors for p in parts], how="diagonal_relaxed"),
-        embeddings={k: np.concatenate([p.embeddings[k] for p in parts]) for k in parts[0].embeddings},
-        tables={k: pl.concat([p.tables[k] for p in parts], how="diagonal_relaxed") for k in parts[0].tables},
-    )
-
-
 def errors(kind: str, n: int, rng: np.random.Generator) -> dict[str, int]:
     counts = {c: int(rng.binomial(n, r)) for c, r in ERROR_RATES[kind].items()}
     return {c: k for c, k in counts.items() if k}
@@ -312,23 +291,23 @@ def current_window(kind: str, segment: int, day: int, rng: np.random.Generator, 
         pool, attrs = pools["current"]
         share = {"dark_blur": 0.10, "other": 0.15}.get(shift, 0.0)
         k = round(share * NIGHT_N)
-        window = take(pool, draw_images(pool, attrs, day, segment, n - k, rng))
+        window = subset(pool, draw_images(pool, attrs, day, segment, n - k, rng))
         if k:
             extra, _ = pools[shift]
-            window = stack([window, take(extra, rng.choice(extra.n, k, replace=False))])
+            window = concat(window, subset(extra, rng.choice(extra.n, k, replace=False)))
         return window, errs
     pool, attrs = pools["current"]
     if shift == "new_layout":
         k = round(0.20 * NIGHT_N)
         extra, _ = pools["new_layout"]
-        window = stack([take(pool, draw_documents(pool, attrs, day, n - k, rng)), take(extra, rng.choice(extra.n, k, replace=False))])
+        window = concat(subset(pool, draw_documents(pool, attrs, day, n - k, rng)), subset(extra, rng.choice(extra.n, k, replace=False)))
         return window, errs
     if shift == "scans":  # +15 points exactly, on top of the ordinary share
         k = round(0.15 * NIGHT_N)
         rows = draw_documents(pool, attrs, day, n - k, rng)
         scans = [i for i, a in enumerate(attrs) if a[0] == "scan" and i not in set(rows.tolist())]
-        return take(pool, np.concatenate([rows, rng.choice(scans, k, replace=False)])), errs
-    return take(pool, draw_documents(pool, attrs, day, n, rng)), errs
+        return subset(pool, np.concatenate([rows, rng.choice(scans, k, replace=False)])), errs
+    return subset(pool, draw_documents(pool, attrs, day, n, rng)), errs
 
 
 def baseline_window(kind: str, segment: int, rng: np.random.Generator) -> tuple[FeatureSet, dict]:
@@ -346,7 +325,7 @@ def baseline_window(kind: str, segment: int, rng: np.random.Generator) -> tuple[
         rows += picked
         received.update({r: day_start(day).timestamp() + 43200.0 for r in picked})
     rows = list(rng.permutation(rows))[: BASELINE_DAYS * BASELINE_PER_DAY - sum(errs.values())]
-    window = take(pool, rows)
+    window = subset(pool, rows)
     window.tables["received"] = pl.DataFrame({"input_id": window.ids, "received_at": [received[r] for r in rows]})
     return window, errs
 

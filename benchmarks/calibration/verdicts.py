@@ -109,23 +109,23 @@ def corpus_pool(kind: str, encoders) -> FeatureSet | None:
 
 # ---- windows and verdicts ----------------------------------------------------------------------
 
-def subset(features: FeatureSet, rows: np.ndarray) -> FeatureSet:
+def subset(features: FeatureSet, rows) -> FeatureSet:
+    rows = np.asarray(rows, dtype=int)
     ids = [features.ids[i] for i in rows]
-    keep = set(ids)
     return FeatureSet(
         ids=ids,
         descriptors=features.descriptors[rows.tolist()],
         embeddings={k: v[rows] for k, v in features.embeddings.items()},
-        tables={k: t.filter(pl.col("input_id").is_in(keep)) for k, t in features.tables.items()},
+        tables={k: t.filter(pl.col("input_id").is_in(ids)) for k, t in features.tables.items()},
     )
 
 
-def concat(a: FeatureSet, b: FeatureSet) -> FeatureSet:
+def concat(*parts: FeatureSet) -> FeatureSet:
     return FeatureSet(
-        ids=a.ids + b.ids,
-        descriptors=pl.concat([a.descriptors, b.descriptors], how="diagonal_relaxed"),
-        embeddings={k: np.concatenate([a.embeddings[k], b.embeddings[k]]) for k in a.embeddings},
-        tables={k: pl.concat([a.tables[k], b.tables[k]]) for k in a.tables},
+        ids=[i for p in parts for i in p.ids],
+        descriptors=pl.concat([p.descriptors for p in parts], how="diagonal_relaxed"),
+        embeddings={k: np.concatenate([p.embeddings[k] for p in parts]) for k in parts[0].embeddings},
+        tables={k: pl.concat([p.tables[k] for p in parts], how="diagonal_relaxed") for k in parts[0].tables},
     )
 
 

@@ -70,11 +70,6 @@ def version_pattern(value: str) -> str | None:
     return re.sub(r"\d+", "9", value) if VERSION.match(value) else None
 
 
-def _received(features) -> pl.DataFrame | None:
-    table = features.tables.get("received")
-    return table if table is not None and table.height else None
-
-
 def _spans_days(received: pl.DataFrame) -> bool:
     days = (received["received_at"] // 86400).n_unique()
     return days >= 2
@@ -85,7 +80,7 @@ class Times:
 
     def __init__(self, features):
         self.tables = features.tables
-        self.received = _received(features)
+        self.received = features.received()
 
     def string_times(self, path: str) -> pl.DataFrame:
         """input_id -> the median time (epoch seconds) of the date strings a document holds at path."""

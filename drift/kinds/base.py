@@ -68,6 +68,11 @@ class FeatureSet:
     def n(self) -> int:
         return len(self.ids)
 
+    def received(self) -> pl.DataFrame | None:
+        """input_id -> received_at (epoch seconds), or None when unknown (a baseline built before it was kept)."""
+        table = self.tables.get("received")
+        return table if table is not None and table.height else None
+
 
 class Featurizer(Protocol):
     def add(self, input_id: str, opened: dict[str, Any]) -> None: ...

@@ -47,7 +47,8 @@ def summary(*, run_id, config, window, verdicts, analysis, alerts, baseline, emb
         "encoder": embedder,
         "log_rejects": analysis.sample.rejects.to_dicts(),
         # the false-page rate per night this run's policy implies for its width
-        "error_control": error_control(config.policy, sum(v.status == "ok" for v in verdicts.values())),
+        # (the segments compared with a baseline, as the pipeline gives decide())
+        "error_control": error_control(config.policy, sum(v.status not in ("no_baseline", "absent") for v in verdicts.values())),
         "segments": segments,
         "alerts": [{"severity": a.severity, "dedup_key": a.dedup_key, "title": a.title} for a in alerts],
     }

@@ -233,8 +233,8 @@ def error_rate_checks(
 
 def baseline_days(ref: FeatureSet) -> np.ndarray | None:
     """The UTC day each baseline item was received, aligned with its descriptor rows (None if unknown)."""
-    received = ref.tables.get("received")
-    if received is None or received.height == 0 or ref.descriptors.height == 0:
+    received = ref.received()
+    if received is None or ref.descriptors.height == 0:
         return None
     days = ref.descriptors.select("input_id").join(received, on="input_id", how="left")["received_at"] // 86400
     return None if days.null_count() else days.to_numpy()

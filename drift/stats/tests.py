@@ -195,9 +195,10 @@ def type_mix_test(ref: Counter, cur: Counter) -> TestResult:
     return TestResult("chi2", float(chi2), float(p), tv, n_ref, n_cur, {"dof": int(dof), "effect": "total_variation"})
 
 
-def _sq_dists(z: np.ndarray) -> np.ndarray:
-    sq = (z * z).sum(axis=1)
-    d = sq[:, None] + sq[None, :] - 2.0 * (z @ z.T)
+def _sq_dists(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Squared Euclidean distances between the rows of a and of b (default: a itself)."""
+    b = a if b is None else b
+    d = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
     np.maximum(d, 0.0, out=d)
     return d
 
@@ -337,10 +338,8 @@ def classifier_test(ref: np.ndarray, cur: np.ndarray, *, seed: int = 0) -> tuple
 
 def knn_distance(reference: np.ndarray, points: np.ndarray, k: int) -> np.ndarray:
     """Each point's Euclidean distance to its k-th nearest neighbour in `reference`."""
-    a = np.asarray(points, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
-    d = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
-    np.maximum(d, 0.0, out=d)
+    d = _sq_dists(np.asarray(points, dtype=np.float64), b)
     k = min(k, b.shape[0])
     return np.sqrt(np.partition(d, k - 1, axis=1)[:, k - 1])
 
@@ -435,11 +434,11 @@ def descriptor_matrix(ref, cur, train_rows: np.ndarray):
             centre = float(np.median(t))
             q1, q3 = np.quantile(t, [0.25, 0.75])
             scale = float(q3 - q1) / 1.349 or float(np.std(t)) or 1.0
+            any_missing = not (np.isfinite(r).all() and np.isfinite(c).all())
             for values, out in ((r, ref_cols), (c, cur_cols)):
                 missing = ~np.isfinite(values)
-                z = np.clip((np.where(missing, centre, values) - centre) / scale, -50, 50)
-                out.append(z)
-                if np.isnan(r).any() or np.isnan(c).any():
+                out.append(np.clip((np.where(missing, centre, values) - centre) / scale, -50, 50))
+                if any_missing:
                     out.append(missing.astype(np.float64))
         else:
             labels = sorted(set(train[name].cast(pl.Utf8).fill_null("(null)").to_list()))
