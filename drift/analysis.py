@@ -10,6 +10,7 @@ Every sampled row ends as features or as an InputError; nothing is dropped.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import resource
 import shutil
@@ -31,6 +32,8 @@ from .kinds import KINDS, FeatureSet, InputError
 from .progress import Progress
 
 Segment = tuple[str, str]  # (kind, source)
+
+log = logging.getLogger(__name__)
 
 
 def code_version() -> str:
@@ -94,6 +97,13 @@ class StageClock:
         )
 
 
+def file_label(source: str) -> str:
+    """A source name as a file name part: readable, and unique (sources that read alike once
+    sanitised, "acme corp" and "acme_corp", differ in the hash of their real name)."""
+    readable = re.sub(r"[^A-Za-z0-9_-]", "_", source)[:40]
+    return f"{readable}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
+
+
 class Context:
     """What the kinds may ask of a run: the config and the (lazily loaded) encoders."""
 
@@ -109,8 +119,7 @@ class Context:
         self.keep_documents = False  # payload kinds hand the parsed documents on (union schemas)
 
     def spool_path(self, kind: str, source: str, embedding: str) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", source)
-        return self.spool_dir / f"{kind}.{safe}.{embedding}.parquet"
+        return self.spool_dir / f"{kind}.{file_label(source)}.{embedding}.parquet"
 
     def image_encoder(self):
         if self._image_encoder is None:
@@ -154,10 +163,21 @@ class SegmentData:
     errors: list[InputError] = field(default_factory=list)
 
     def error_counts(self) -> dict[str, int]:
+        """Input errors by category. Our own failures (internal) are not the inputs' and are left out."""
         counts: dict[str, int] = {}
         for error in self.errors:
-            counts[error.category] = counts.get(error.category, 0) + 1
+            if not error.internal:
+                counts[error.category] = counts.get(error.category, 0) + 1
         return counts
+
+    @property
+    def internal_errors(self) -> list[InputError]:
+        return [e for e in self.errors if e.internal]
+
+    @property
+    def n_judged(self) -> int:
+        """Sampled inputs that ended as items or as input errors: what error rates are shares of."""
+        return self.n_sampled - len(self.internal_errors)
 
 
 @dataclass
@@ -258,3 +278,14 @@ def analyse_window(
             segments[segment].features = features
         counter["items"] = len(rows)
     return WindowAnalysis(window, sample, segments, outcomes)
+
+
+def report_internal_errors(analysis: WindowAnalysis) -> int:
+    """drift's own failures on inputs go to stderr with their tracebacks: they are bugs, not data."""
+    count = 0
+    for data in analysis.segments.values():
+        for error in data.internal_errors:
+            count += 1
+            log.error("drift failed on input %s (%s/%s), a bug in drift: %s\n%s",
+                      error.input_id, data.kind, data.source, error.message, error.traceback or "")
+    return count

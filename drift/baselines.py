@@ -19,7 +19,6 @@ distances between vectors from two different encoders mean nothing.
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .analysis import Context, SegmentData, StageClock, WindowAnalysis, analyse_window, code_version
+from . import versions
+from .analysis import Context, SegmentData, StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
 from .config import JobConfig
 from .embed.arrow import to_arrow, to_matrix
 from .embed.identity import file_sha256, same_encoder
@@ -63,12 +63,19 @@ def _write_embeddings(path: Path, parts: list[SegmentData], name: str) -> None:
 
 
 def save(analysis: WindowAnalysis, directory: Path, *, job: str, name: str, embedder: dict | None, config: JobConfig) -> dict:
-    """Write the baseline atomically: into a temporary folder, renamed over the old one at the end."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.with_name(f".{directory.name}.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
+    """Write the baseline into a new version beside the current one and publish it in one rename
+    (versions.py): runs and readers see the old baseline, whole, until the swap."""
+    staging = versions.new_version(directory)
+    try:
+        manifest = _write(analysis, staging, job=job, name=name, embedder=embedder, config=config)
+    except BaseException:
+        versions.discard(staging)
+        raise
+    versions.publish(staging, directory)
+    return manifest
+
+
+def _write(analysis: WindowAnalysis, staging: Path, *, job: str, name: str, embedder: dict | None, config: JobConfig) -> dict:
     for kind, parts in _by_kind(analysis).items():
         frames = [d.features.descriptors.with_columns(pl.lit(d.source).alias("source")) for d in parts if d.features.n]
         if frames:
@@ -100,9 +107,9 @@ def save(analysis: WindowAnalysis, directory: Path, *, job: str, name: str, embe
                 "kind": d.kind,
                 "source": d.source,
                 "n_population": d.n_population,
-                "n_sampled": d.n_sampled,
+                "n_sampled": d.n_judged,  # error rates are shares of it: our own failures left out
                 "n_items": d.features.n,
-                "n_errors": len(d.errors),
+                "n_errors": sum(d.error_counts().values()),
                 "errors": d.error_counts(),
             }
             for d in sorted(analysis.segments.values(), key=lambda d: (d.kind, d.source))
@@ -110,31 +117,38 @@ def save(analysis: WindowAnalysis, directory: Path, *, job: str, name: str, embe
         "files": {p.name: file_sha256(p) for p in sorted(staging.glob("*.parquet"))},
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    if directory.exists():
-        shutil.rmtree(directory)
-    staging.rename(directory)
     return manifest
 
 
 def build(config: JobConfig, start: datetime, end: datetime, context: Context, clock: StageClock) -> dict:
+    """`drift baseline build`. Holds the store's writer lock, so no run of the job reads the
+    baseline while it is replaced, and no two builds write it at once."""
+    from .store import writer_lock
+
     if end <= start:
         raise BaselineError(f"baseline window is empty: --end {end.date()} is not after --start {start.date()}")
-    analysis = analyse_window(config, Window(start, end), context, clock)
-    if not analysis.segments:
-        raise BaselineError(
-            f"no valid inputs in {start.date()} .. {end.date()} (end exclusive) in {config.inputs.log}; "
-            "check the window and the log's received_at column"
-        )
-    with clock.stage("save_baseline"):
-        embedder = context.embedder_identity({k for k, _ in analysis.segments})
-        return save(analysis, config.baseline_dir, job=config.name, name=config.baseline.name, embedder=embedder, config=config)
+    with writer_lock(config.store.database):
+        analysis = analyse_window(config, Window(start, end), context, clock)
+        internal = report_internal_errors(analysis)
+        if not analysis.segments:
+            raise BaselineError(
+                f"no valid inputs in {start.date()} .. {end.date()} (end exclusive) in {config.inputs.log}; "
+                "check the window and the log's received_at column"
+            )
+        with clock.stage("save_baseline"):
+            embedder = context.embedder_identity({k for k, _ in analysis.segments})
+            manifest = save(analysis, config.baseline_dir, job=config.name, name=config.baseline.name, embedder=embedder, config=config)
+        return {**manifest, "internal_errors": internal}
 
 
 class Baseline:
     """A loaded, verified baseline."""
 
     def __init__(self, directory: Path):
-        self.directory = directory
+        # The version the link points at now: a build that publishes a new one meanwhile
+        # (versions.py) does not change what this run reads.
+        self.path = directory  # the name users know (a link to the current version)
+        self.directory = directory = directory.resolve()
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
             raise BaselineError(

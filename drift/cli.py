@@ -1,7 +1,8 @@
 """The `drift` command. Thin: it parses, calls the library, prints.
 
 Exit codes: 0 the command completed (whatever drift it found); 1 it could not run, with a one-line
-reason on stderr; 2 the command line itself was wrong.
+reason on stderr; 2 the command line itself was wrong; 3 it completed, but drift's own code failed
+on some inputs (category `internal`, tracebacks on stderr): a bug to report, not bad input.
 """
 
 from __future__ import annotations
@@ -33,9 +34,20 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+INTERNAL_EXIT = 3
+
+
 def _fail(message: str) -> None:
     err.print(f"drift: error: {message}", markup=False, highlight=False)
     raise typer.Exit(1)
+
+
+def _internal(count: int) -> None:
+    """Completed, with inputs our own code failed on: say so and exit INTERNAL_EXIT."""
+    if count:
+        err.print(f"drift: {count} input(s) met a bug in drift (category internal, tracebacks above); "
+                  "they are not counted as input errors. Please report it.", markup=False, highlight=False)
+        raise typer.Exit(INTERNAL_EXIT)
 
 
 def _progress(quiet: bool):
@@ -75,8 +87,9 @@ def run(
         _fail(str(exc))
     if as_json:
         sys.stdout.write(json.dumps(result.summary, indent=2, default=str) + "\n")
-        return
-    print_run(result)
+    else:
+        print_run(result)
+    _internal(len(result.summary["internal_errors"]))
 
 
 def print_run(result) -> None:
@@ -133,6 +146,7 @@ def baseline_build(
         f"{n_errors} input errors -> {config.baseline_dir}",
         highlight=False,
     )
+    _internal(manifest["internal_errors"])
 
 
 @app.command()
@@ -251,16 +265,18 @@ def backfill(
         todo = days(parse_day(start).date(), parse_day(end).date())
     except DriftError as exc:
         _fail(str(exc))
-    failed = []
+    failed, internal = [], 0
     for day in todo:
         try:
             result = run_job(config, day, _progress(quiet))
             out.print(f"{day}: run {result.run_id}, {len(result.summary['alerts'])} alert(s)", highlight=False)
+            internal += len(result.summary["internal_errors"])
         except DriftError as exc:
             failed.append(day)
             err.print(f"{day}: drift: error: {exc}", markup=False, highlight=False)
     if failed:
         _fail(f"{len(failed)} of {len(todo)} day(s) could not run: {', '.join(failed)}")
+    _internal(internal)
 
 
 @app.command()

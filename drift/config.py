@@ -154,7 +154,9 @@ class ReportSection(_Section):
 
 
 class _Sink(_Section):
-    name: str | None = None
+    # Messages waiting for a sink are kept under its name: reordering or adding sinks never
+    # strands or misroutes them, and renaming one is a new sink (its pending messages stay listed).
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="required and unique within the job")
     min_severity: Severity = "warning"
 
 
@@ -211,6 +213,16 @@ class AlertsSection(_Section):
     max_attempts: int = Field(default=4, ge=1, le=20)
     backoff_s: float = Field(default=1.0, ge=0)
     runbook_url: str | None = None
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_names(cls, sinks: list) -> list:
+        seen: set[str] = set()
+        for sink in sinks:
+            if sink.name in seen:
+                raise ValueError(f"two sinks are named {sink.name!r}; each sink needs its own name")
+            seen.add(sink.name)
+        return sinks
 
 
 class JobConfig(_Section):

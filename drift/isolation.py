@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import traceback
 import warnings
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from pebble import ProcessExpired, ProcessPool
 
-from .kinds.base import InputError, InputProblem
+from .kinds.base import INTERNAL, InputError, InputProblem
 
 
 @dataclass
@@ -54,16 +55,25 @@ def _limit_worker(memory_mb: int) -> None:
     os.close(devnull)
 
 
-def classify(exc: BaseException, timeout: float) -> tuple[str, str]:
+def classify(exc: BaseException, timeout: float) -> tuple[str, str, str | None]:
+    """(category, message, traceback) of one input's failure.
+
+    Categories come from exception types and checks we own: a kind raises InputProblem for what it
+    knows is wrong with the input (it catches its libraries' exceptions on untrusted bytes by type),
+    the pool knows timeouts, memory and dead workers. Anything else is a bug in drift's code,
+    INTERNAL, with its traceback: it is never counted as an input error.
+    """
     if isinstance(exc, InputProblem):
-        return exc.category, exc.message
+        return exc.category, exc.message, None
     if isinstance(exc, FutureTimeout):
-        return "timeout", f"took longer than {timeout:g} s; the worker was killed"
+        return "timeout", f"took longer than {timeout:g} s; the worker was killed", None
     if isinstance(exc, MemoryError):
-        return "too_large", "exceeded the worker's memory limit"
+        return "too_large", "exceeded the worker's memory limit", None
     if isinstance(exc, ProcessExpired):
-        return "crashed", f"the worker died (exit code {exc.exitcode})"
-    return "unreadable", f"{type(exc).__name__}: {exc}"[:500]
+        return "crashed", f"the worker died (exit code {exc.exitcode})", None
+    # pebble hands the worker's traceback over as text; in a worker (batches) the exception has its own
+    trace = getattr(exc, "traceback", None) or "".join(traceback.format_exception(exc))
+    return INTERNAL, f"{type(exc).__name__}: {exc}"[:500], trace[-8000:]
 
 
 _FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit)  # the parent's own end, never an input's failure
@@ -116,8 +126,7 @@ def open_all(
         except _FATAL:
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure of one input is classified
-            category, message = classify(exc, task.timeout)
-            return task.input_id, InputError(task.input_id, category, message)
+            return task.input_id, InputError(task.input_id, *classify(exc, task.timeout))
 
     try:
         pending: list[tuple[list[Task], Any]] = []

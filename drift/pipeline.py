@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,9 +17,9 @@ import polars as pl
 
 from .alerts.deliver import deliver_pending
 from .alerts.outbox import apply_alerts
-from .alerts.policy import plan_alerts
+from .alerts.policy import clean_segments, plan_alerts
 from .alerts.sinks import build_sink
-from .analysis import Context, StageClock, WindowAnalysis, analyse_window, code_version
+from .analysis import Context, StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
 from .baselines import Baseline
 from .config import JobConfig
 from .inputs import Window, resolve_uri
@@ -29,7 +28,8 @@ from .report import render
 from .stats.compare import compare_segment, error_rate_checks
 from .stats.verdict import Verdict, decide, max_severity
 from .kinds import KINDS
-from .store import connect_writer, utcnow, write_run, writer_lock
+from . import store, versions
+from .store import utcnow, write_run, writer_lock
 
 
 def day_window(config: JobConfig, day: str | None) -> Window:
@@ -70,7 +70,7 @@ def _segment_verdicts(
         ref_meta = baseline.segments[segment]
         ref = baseline.features(*segment)
         results = compare_segment(ref, data.features, KINDS[data.kind], context)
-        results += error_rate_checks(ref_meta["errors"], ref_meta["n_sampled"], data.error_counts(), data.n_sampled)
+        results += error_rate_checks(ref_meta["errors"], ref_meta["n_sampled"], data.error_counts(), data.n_judged)
         checks[segment] = results
     # The night's false-page budget is shared by every segment the run tests.
     for segment, results in checks.items():
@@ -92,7 +92,8 @@ def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: 
         pl.Series("path", paths, dtype=pl.Utf8),
     )
     errors = [
-        {"run_id": run_id, "input_id": e.input_id, "kind": d.kind, "source": d.source, "category": e.category, "message": e.message}
+        {"run_id": run_id, "input_id": e.input_id, "kind": d.kind, "source": d.source, "category": e.category,
+         "message": e.message + (f"\n{e.traceback}" if e.traceback else "")}
         for d in analysis.segments.values()
         for e in d.errors
     ]
@@ -107,7 +108,7 @@ def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: 
                 "n_population": data.n_population if data else 0,
                 "n_sampled": data.n_sampled if data else 0,
                 "n_items": data.features.n if data else 0,
-                "n_errors": len(data.errors) if data else 0,
+                "n_errors": sum(data.error_counts().values()) if data else 0,
                 "status": verdict.status,
                 "drifted": verdict.drifted,
                 "severity": verdict.severity,
@@ -175,36 +176,32 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
     window = day_window(config, day)
     for sink in config.alerts.sinks:
         build_sink(sink)  # a missing secret stops the run before any work, not after
-    with writer_lock(config.store.database):
+    database = config.store.database
+    with writer_lock(database):
         started = utcnow()
         clock = StageClock()
         report_dir = config.report.dir / config.name / f"{window.start:%Y-%m-%d}"
-        # The run's embeddings are kept beside its report for analysts; a rerun replaces them.
-        shutil.rmtree(report_dir / "embeddings", ignore_errors=True)
-        context = Context(config, progress, spool_dir=report_dir / "embeddings")
-        baseline = Baseline(config.baseline_dir)
-        baseline.check_embedder(context)
-        analysis = analyse_window(config, window, context, clock)
-        with clock.stage("compare") as counter:
-            verdicts = _segment_verdicts(config, analysis, baseline, context)
-            counter["items"] = len(verdicts)
-        run_id = f"{config.name}-{window.start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-        planned = plan_alerts(config, run_id, window.as_dict(), verdicts, str(report_dir / "report.md"))
-        embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
-        summary = render.summary(
-            run_id=run_id,
-            config=config,
-            window=window,
-            verdicts=verdicts,
-            analysis=analysis,
-            alerts=planned,
-            baseline=baseline,
-            embedder=embedder,
-        )
-        con = connect_writer(config.store.database)
+        # The run's embeddings are kept beside its report for analysts. They are written to a new
+        # version and published only once the run has committed: a run that fails leaves the
+        # previous run's embeddings as they were.
+        embeddings = versions.new_version(report_dir / "embeddings")
         try:
+            context = Context(config, progress, spool_dir=embeddings)
+            baseline = Baseline(config.baseline_dir)
+            baseline.check_embedder(context)
+            analysis = analyse_window(config, window, context, clock)
+            report_internal_errors(analysis)
+            with clock.stage("compare") as counter:
+                verdicts = _segment_verdicts(config, analysis, baseline, context)
+                counter["items"] = len(verdicts)
+            run_id = f"{config.name}-{window.start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+            planned = plan_alerts(config, run_id, window.as_dict(), verdicts, str(report_dir / "report.md"))
+            embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
+            summary = render.summary(
+                run_id=run_id, config=config, window=window, verdicts=verdicts, analysis=analysis,
+                alerts=planned, baseline=baseline, embedder=embedder,
+            )
             with clock.stage("store") as counter:
-                analysed = {s for s, v in verdicts.items() if v.status == "ok"}
                 tables = _tables(run_id, analysis, verdicts, analysis.sample.rows)
                 tables["log_rejects"] = analysis.sample.rejects.with_columns(pl.lit(run_id).alias("run_id"))
                 run_row = {
@@ -221,32 +218,36 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                     "started_at": started,
                     "finished_at": utcnow(),
                     "n_sampled": analysis.sample.rows.height,
-                    "n_errors": sum(len(d.errors) for d in analysis.segments.values()),
+                    "n_errors": sum(sum(d.error_counts().values()) for d in analysis.segments.values()),
                     "summary": summary,
                 }
                 changes: dict[str, str] = {}
-                # Stage timings are written with the run; the last stages' figures are added after.
+                clean = clean_segments(config, verdicts)
+                # Stage timings are written with the run; the later stages' figures are added after.
                 tables["stage_timings"] = clock.frame(run_id)
-                write_run(
-                    con, run_row, tables,
-                    lambda c: changes.update(apply_alerts(c, config, run_id, planned, analysed, utcnow())),
-                )
+                with store.session(database) as con:  # closed at once: readers wait only for the commit
+                    write_run(
+                        con, run_row, tables,
+                        lambda c: changes.update(apply_alerts(c, config, run_id, window.start, planned, clean, utcnow())),
+                    )
                 counter["items"] = sum(f.height for f in tables.values())
                 summary["alert_changes"] = changes
+        except BaseException:
+            versions.discard(embeddings)
+            raise
+        versions.publish(embeddings, report_dir / "embeddings")
+        delivery: dict[str, int] = {}
+        try:
             with clock.stage("deliver") as counter:
-                delivery = deliver_pending(con, config)
+                delivery = deliver_pending(database, config)
                 counter["items"] = delivery["delivered"]
+        finally:
+            # Whatever delivery did, the run has committed: its reports are written.
             summary["delivery"] = delivery
             with clock.stage("report"):
                 summary["stages"] = [t.__dict__ for t in clock.timings]
                 paths = render.write_reports(summary, report_dir)
-            # The last three stages ran after the transaction; their timings are added now.
-            late = clock.frame(run_id).filter(pl.col("stage").is_in(["store", "deliver", "report"]))
-            con.register("_late", late.to_arrow())
-            con.execute("INSERT INTO stage_timings SELECT * FROM _late")
-            con.unregister("_late")
             summary["stages"] = [t.__dict__ for t in clock.timings]
-            con.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [_json(summary), run_id])
-        finally:
-            con.close()
+            with store.session(database) as con:
+                store.finish_run(con, run_id, clock.frame(run_id), summary)
     return RunResult(run_id, summary, paths, delivery)

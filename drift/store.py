@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,6 +174,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE samples ADD COLUMN path VARCHAR;
     """,
+    # 4: one alert per (job, segment), its state a function of windows: the window that last decided it
+    """
+    ALTER TABLE alerts ADD COLUMN window_start TIMESTAMPTZ;
+    """,
 ]
 
 # Tables holding one run's rows, deleted together when the run is replaced.
@@ -230,6 +235,7 @@ def writer_lock(database: Path) -> Iterator[None]:
 
 
 def connect_writer(database: Path) -> duckdb.DuckDBPyConnection:
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(database))
     except duckdb.IOException as exc:
@@ -241,15 +247,46 @@ def connect_writer(database: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def connect_reader(database: Path) -> duckdb.DuckDBPyConnection:
+READER_WAIT_S = 30.0  # a writer holds the file only for a commit (or one delivery attempt's record)
+
+
+def connect_reader(database: Path, wait_s: float = READER_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """A read-only connection; while a writer holds the file (a commit), wait for it, up to wait_s."""
     if not Path(database).exists():
         raise DriftError(f"no store at {database}: run a job first (drift run JOB)")
-    try:
-        con = duckdb.connect(str(database), read_only=True)
-    except duckdb.IOException as exc:
-        raise StoreLockedError(f"cannot open the store {database} read-only: {str(exc).splitlines()[0]}") from None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(database), read_only=True)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise StoreLockedError(f"cannot open the store {database} read-only: {str(exc).splitlines()[0]}") from None
+            time.sleep(0.05)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+@contextmanager
+def session(database: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short read-write connection, closed on exit so that readers can open the file again.
+
+    The caller holds the writer lock (writer_lock); another process's reader may hold DuckDB's file
+    lock for a moment, so opening waits for it like a reader waits for a writer.
+    """
+    deadline = time.monotonic() + READER_WAIT_S
+    while True:
+        try:
+            con = connect_writer(database)
+            break
+        except StoreLockedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
@@ -297,3 +334,124 @@ def write_run(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, timings: pl.DataFrame, summary: dict) -> None:
+    """After the run's transaction: the timings of the stages that ran after it, and the final summary."""
+    done = {r[0] for r in con.execute("SELECT stage FROM stage_timings WHERE run_id = ?", [run_id]).fetchall()}
+    con.execute("BEGIN")
+    try:
+        _insert(con, "stage_timings", timings.filter(~pl.col("stage").is_in(sorted(done))))
+        con.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [json.dumps(summary, default=str), run_id])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def stored_summary(con: duckdb.DuckDBPyConnection, job: str, run: str) -> dict | None:
+    """A run's summary: `run` is a run id, or `latest` (the most recent window)."""
+    if run == "latest":
+        row = con.execute(
+            "SELECT summary FROM runs WHERE job = ? ORDER BY window_start DESC, finished_at DESC LIMIT 1", [job]
+        ).fetchone()
+    else:
+        row = con.execute("SELECT summary FROM runs WHERE job = ? AND run_id = ?", [job, run]).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def job_health(con: duckdb.DuckDBPyConnection, job: str) -> dict:
+    """What `drift status` shows of a job: its last completed run, open alerts, undelivered messages."""
+    row = con.execute(
+        "SELECT window_start, finished_at FROM runs WHERE job = ? AND status = 'completed' ORDER BY finished_at DESC LIMIT 1",
+        [job],
+    ).fetchone()
+    return {
+        "last_window": row[0].date().isoformat() if row else None,
+        "last_finished": row[1] if row else None,
+        "open_alerts": con.execute("SELECT count(*) FROM alerts WHERE job = ? AND state = 'open'", [job]).fetchone()[0],
+        "undelivered": con.execute(
+            "SELECT count(*) FROM outbox o JOIN alerts a USING (dedup_key) WHERE a.job = ? AND o.delivered_at IS NULL", [job]
+        ).fetchone()[0],
+    }
+
+
+# --- alerts, the outbox and deliveries ---------------------------------------------------------
+
+ALERT_COLUMNS = ("dedup_key", "job", "kind", "source", "check_family", "state", "severity", "title",
+                 "opened_run_id", "last_run_id", "opened_at", "updated_at", "resolved_at", "body", "window_start")
+
+
+def job_alerts(con: duckdb.DuckDBPyConnection, job: str) -> dict[str, dict]:
+    rows = con.execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE job = ?", [job]).fetchall()
+    return {row[0]: dict(zip(ALERT_COLUMNS, row)) for row in rows}
+
+
+def newest_tested_window(con: duckdb.DuckDBPyConnection, job: str, kind: str, source: str) -> datetime | None:
+    """The latest window whose run tested this segment (status ok), this run's included."""
+    row = con.execute(
+        """SELECT max(r.window_start) FROM runs r JOIN segments s USING (run_id)
+           WHERE r.job = ? AND s.kind = ? AND s.source = ? AND s.status = 'ok'""",
+        [job, kind, source],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def put_alert(con: duckdb.DuckDBPyConnection, alert: dict) -> None:
+    """Write an alert row whole (a new incident replaces the resolved one under its key)."""
+    con.execute("DELETE FROM alerts WHERE dedup_key = ?", [alert["dedup_key"]])
+    con.execute(
+        f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES ({', '.join('?' * len(ALERT_COLUMNS))})",
+        [alert.get(c) for c in ALERT_COLUMNS],
+    )
+
+
+def queue_message(con, message_id: str, dedup_key: str, run_id: str, action: str, sink: str, payload: str, now: datetime) -> None:
+    con.execute(
+        "INSERT INTO outbox (message_id, dedup_key, run_id, action, sink, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [message_id, dedup_key, run_id, action, sink, payload, now],
+    )
+
+
+def triggered_sinks(con: duckdb.DuckDBPyConnection, dedup_key: str, since: datetime) -> list[str]:
+    """The sinks that were sent a trigger for the incident opened at `since`: its resolve goes to them."""
+    rows = con.execute(
+        "SELECT DISTINCT sink FROM outbox WHERE dedup_key = ? AND action = 'trigger' AND created_at >= ? ORDER BY sink",
+        [dedup_key, since],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def pending_messages(con: duckdb.DuckDBPyConnection, job: str) -> list[tuple]:
+    return con.execute(
+        """SELECT o.message_id, o.sink, o.payload, o.attempts FROM outbox o
+           JOIN alerts a USING (dedup_key)
+           WHERE o.delivered_at IS NULL AND a.job = ? ORDER BY o.created_at, o.message_id""",
+        [job],
+    ).fetchall()
+
+
+def record_attempt(con, message_id: str, sink: str, number: int, now: datetime, ok: bool, status: str, error: str | None) -> None:
+    con.execute("BEGIN")
+    try:
+        con.execute("INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?)", [message_id, sink, number, now, ok, status, error])
+        con.execute(
+            "UPDATE outbox SET attempts = ?, last_error = ?, delivered_at = ? WHERE message_id = ?",
+            [number, error, now if ok else None, message_id],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def alert_listing(con: duckdb.DuckDBPyConnection, job: str) -> list[dict]:
+    rows = con.execute(
+        """SELECT a.dedup_key, a.state, a.severity, a.title, a.updated_at,
+                  count(o.message_id) FILTER (WHERE o.delivered_at IS NULL) AS undelivered
+           FROM alerts a LEFT JOIN outbox o USING (dedup_key)
+           WHERE a.job = ? GROUP BY ALL ORDER BY a.updated_at DESC""",
+        [job],
+    ).fetchall()
+    keys = ("dedup_key", "state", "severity", "title", "updated_at", "undelivered")
+    return [dict(zip(keys, row)) for row in rows]

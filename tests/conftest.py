@@ -147,6 +147,7 @@ def write_job(root: Path, tiny_clip: tuple[Path, Path], extra: str = "", name: s
             min_samples = 10
 
             [[alerts.sinks]]
+            name = "alerts-file"
             type = "file"
             path = "alerts.jsonl"
             """

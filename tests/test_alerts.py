@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from drift.alerts.deliver import flush, list_alerts
 from drift.pipeline import run_job
 
-from .conftest import BASE_DAY
+from .conftest import BASE_DAY, write_day
 from .test_pipeline import DRIFT_DAY, QUIET_DAY, build_baseline
 
 SECRETS = {
@@ -101,7 +101,7 @@ def receivers(monkeypatch):
 def alert_world(world, receivers):
     root, job = world
     receiver, mailbox, smtp_port = receivers
-    text = job.read_text().replace('[[alerts.sinks]]\ntype = "file"\npath = "alerts.jsonl"\n', "")
+    text = job.read_text().replace('[[alerts.sinks]]\nname = "alerts-file"\ntype = "file"\npath = "alerts.jsonl"\n', "")
     text += f"""
 [alerts]
 max_attempts = 2
@@ -109,23 +109,27 @@ backoff_s = 0
 runbook_url = "https://wiki.example.com/drift"
 
 [[alerts.sinks]]
+name = "team-webhook"
 type = "webhook"
 url = "{receiver.url}/webhook"
 secret_env = "DRIFT_TEST_HMAC"
 timeout_s = 1
 
 [[alerts.sinks]]
+name = "slack"
 type = "slack"
 url_env = "DRIFT_TEST_SLACK_URL"
 timeout_s = 1
 
 [[alerts.sinks]]
+name = "pagerduty"
 type = "pagerduty"
 routing_key_env = "DRIFT_TEST_PD_KEY"
 url = "{receiver.url}/pagerduty"
 timeout_s = 1
 
 [[alerts.sinks]]
+name = "email"
 type = "email"
 host = "127.0.0.1"
 port = {smtp_port}
@@ -142,7 +146,9 @@ def test_one_page_per_drifted_segment_on_every_sink(alert_world):
     config, receiver, mailbox = alert_world
     result = run_job(config, DRIFT_DAY)
     keys = {a["dedup_key"] for a in result.summary["alerts"]}
-    assert keys == {"drift/t/image/app/descriptor", "drift/t/image/app/embedding", "drift/t/payload/orders/schema_breaking"}
+    # One incident per segment, however many check families moved: the photos' descriptors and
+    # embedding are one page.
+    assert keys == {"drift/t/image/app", "drift/t/payload/orders"}
     for path in ("/webhook", "/slack", "/pagerduty"):
         assert len(receiver.ok(path)) == len(keys), path
     assert len(mailbox.messages) == len(keys)
@@ -156,21 +162,31 @@ def test_one_page_per_drifted_segment_on_every_sink(alert_world):
     assert {e["dedup_key"] for e in events} == keys
     assert all(e["event_action"] == "trigger" and e["routing_key"] == SECRETS["DRIFT_TEST_PD_KEY"] for e in events)
     severities = {e["dedup_key"]: e["payload"]["severity"] for e in events}
-    assert severities["drift/t/payload/orders/schema_breaking"] == "critical"
+    assert severities["drift/t/payload/orders"] == "critical"
+    image = next(e for e in events if e["dedup_key"] == "drift/t/image/app")
+    assert set(image["payload"]["class"].split(", ")) == {"descriptor", "embedding"}
     slack = json.loads(receiver.ok("/slack")[0]["body"])
     assert slack["blocks"][0]["type"] == "section" and "drift" in slack["text"]
     assert any("Subject: [critical] t: payload/orders" in m for m in mailbox.messages)
     assert any("$.total type" in m for m in mailbox.messages)
 
 
-def test_rerun_sends_nothing_new_and_a_clean_run_resolves(alert_world):
+def test_rerun_sends_nothing_new_a_backfill_changes_nothing_and_a_later_clean_night_resolves(alert_world):
     config, receiver, mailbox = alert_world
     first = run_job(config, DRIFT_DAY)
     sent = len(receiver.requests), len(mailbox.messages)
     run_job(config, DRIFT_DAY)
     assert (len(receiver.requests), len(mailbox.messages)) == sent
 
-    run_job(config, QUIET_DAY)
+    # The day before, run late (a backfill): clean, but older than the alerts' window.
+    backfill = run_job(config, QUIET_DAY)
+    assert backfill.summary["alert_changes"] == {}
+    assert (len(receiver.requests), len(mailbox.messages)) == sent
+    assert {r["state"] for r in list_alerts(config)} == {"open"}
+
+    root = config.path.parent
+    write_day(root, BASE_DAY + timedelta(days=5), seed=12)
+    run_job(config, f"{BASE_DAY + timedelta(days=5):%Y-%m-%d}")
     resolves = [json.loads(r["body"]) for r in receiver.ok("/pagerduty")][len(first.summary["alerts"]):]
     assert {e["event_action"] for e in resolves} == {"resolve"}
     assert {e["dedup_key"] for e in resolves} == {a["dedup_key"] for a in first.summary["alerts"]}
@@ -199,7 +215,7 @@ def test_a_sink_that_fails_then_times_out_gets_the_alert_later_exactly_once(aler
     assert flush(config) == {"delivered": 0, "pending": 0}
     assert len(receiver.ok("/webhook")) == n_alerts
     con = duckdb.connect(str(config.store.database), read_only=True)
-    attempts = con.execute("SELECT ok, count(*) FROM deliveries WHERE sink = 'webhook-0' GROUP BY ok").fetchall()
+    attempts = con.execute("SELECT ok, count(*) FROM deliveries WHERE sink = 'team-webhook' GROUP BY ok").fetchall()
     con.close()
     assert dict(attempts) == {False: 2, True: n_alerts}
 
@@ -243,3 +259,54 @@ def test_a_missing_secret_stops_the_run_before_any_work(alert_world, monkeypatch
         run_job(config, f"{BASE_DAY + timedelta(days=4):%Y-%m-%d}")
     assert receiver.requests == []
     assert not config.store.database.exists()
+
+
+def test_readers_are_not_locked_out_while_a_slow_webhook_is_retried(alert_world):
+    """The dead man's switch (`drift status`) must read a run that is delivering as a run, not a lock."""
+    config, receiver, _ = alert_world
+    receiver.plan["/webhook"] = ["hang"] * 20  # every attempt times out after timeout_s = 1
+    runner = threading.Thread(target=run_job, args=(config, DRIFT_DAY))
+    runner.start()
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(r["answered"] == "hang" for r in receiver.requests):
+        time.sleep(0.05)
+    assert runner.is_alive(), "the run should still be delivering"
+    started = time.monotonic()
+    status = subprocess.run([sys.executable, "-m", "drift", "status", str(config.path)], capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - started
+    runner.join()
+    assert status.returncode in (0, 1), status.stderr  # 1: late by the schedule, which is not the point here
+    assert "error" not in status.stderr and "open alerts" in status.stdout
+    assert took < 20
+
+
+def test_a_sink_that_raises_something_unexpected_is_a_recorded_failed_attempt(alert_world, monkeypatch):
+    """A newline in a source name once reached an email header: the exception escaped after the
+    commit, on every later run, and the reports were never written."""
+    config, receiver, mailbox = alert_world
+    from drift.alerts import sinks
+
+    def broken(self, message):
+        raise ValueError(f"Header values may not contain linefeed (key {SECRETS['DRIFT_TEST_HMAC']})")
+
+    working = sinks.Email.send, sinks.Webhook.send
+    monkeypatch.setattr(sinks.Email, "send", broken)
+    monkeypatch.setattr(sinks.Webhook, "send", broken)  # a secret of its own sink is blanked
+    result = run_job(config, DRIFT_DAY)
+    assert result.report_paths["html"].exists() and result.report_paths["md"].exists()
+    assert result.delivery["pending"] == 2 * len(result.summary["alerts"]) and len(receiver.ok("/pagerduty")) == 2
+    con = duckdb.connect(str(config.store.database), read_only=True)
+    rows = con.execute("SELECT sink, ok, status, response FROM deliveries WHERE NOT ok ORDER BY sink").fetchall()
+    con.close()
+    assert {r[0] for r in rows} == {"email", "team-webhook"} and {r[2] for r in rows} == {"error"}
+    assert all(r[3].startswith("ValueError: Header values") for r in rows)
+    assert not any(SECRETS["DRIFT_TEST_HMAC"] in r[3] for r in rows if r[0] == "team-webhook")
+    monkeypatch.setattr(sinks.Email, "send", working[0])
+    monkeypatch.setattr(sinks.Webhook, "send", working[1])
+    assert flush(config)["pending"] == 0  # fixed: the next pass delivers them
+
+
+def test_a_source_name_with_a_newline_is_one_line_in_every_title():
+    from drift.alerts.policy import one_line
+
+    assert one_line("[critical] t: payload/acme\r\nBcc: x@evil drift") == "[critical] t: payload/acme Bcc: x@evil drift"

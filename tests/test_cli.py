@@ -32,6 +32,36 @@ def test_json_summary_has_the_documented_shape(world):
     assert all(s["severity"] in ("none", "info", "warning", "critical") for s in summary["segments"])
 
 
+def open_image_with_a_bug(target, limits):
+    """The image kind's opener with a bug of ours in it, for two of the day's photos. Module-level:
+    the worker processes import it by name."""
+    from drift.kinds.image import open_image
+
+    if str(target).endswith(("img_3.jpg", "img_7.jpg")):
+        return {}["a key our code forgot"]
+    return open_image(target, limits)
+
+
+def test_a_bug_of_ours_in_a_worker_is_internal_not_an_input_error(world, monkeypatch):
+    _, job = world
+    built = runner.invoke(app, ["baseline", "build", str(job), "--start", "2026-03-01", "--end", "2026-03-04", "--quiet"])
+    assert built.exit_code == 0, built.output
+    from drift.kinds import KINDS
+
+    monkeypatch.setattr(KINDS["image"], "open_input", open_image_with_a_bug)
+    result = runner.invoke(app, ["run", str(job), "--day", f"{BASE_DAY + timedelta(days=3):%Y-%m-%d}", "--json"])
+    assert result.exit_code == 3, result.output
+    assert "2 input(s) met a bug in drift" in result.stderr
+    summary = json.loads(result.stdout)
+    internal = summary["internal_errors"]
+    assert [e["message"] for e in internal] == ["KeyError: 'a key our code forgot'"] * 2
+    assert all("open_image_with_a_bug" in e["traceback"] for e in internal)
+    photos = next(s for s in summary["segments"] if s["source"] == "app")
+    # Not input errors: no error-rate finding, no error count; the other 38 photos are compared.
+    assert photos["n_errors"] == 0 and photos["n_internal"] == 2 and photos["errors"] == {}
+    assert not any(f["check"] == "error_rate" and f["status"] != "no_drift" for f in photos["findings"])
+
+
 def test_errors_exit_1_with_one_line(tmp_path):
     result = runner.invoke(app, ["run", str(tmp_path / "missing.toml")])
     assert result.exit_code == 1

@@ -67,7 +67,10 @@ def test_missing_required_section_and_key(tmp_path):
         (("[policy]\npage_at = \"loud\"\n"), "[policy] page_at: Input should be 'none', 'info', 'warning' or 'critical'"),
         (("[policy.effect]\nembeddings = 0.1\n"), "unknown check family ['embeddings']"),
         (("[[alerts.sinks]]\ntype = \"pager\"\n"), "[alerts.sinks[0]]: type: Input tag 'pager'"),
-        (("[[alerts.sinks]]\ntype = \"webhook\"\nurl = \"ftp://x\"\n"), "[alerts.sinks[0]] url: String should match pattern"),
+        (("[[alerts.sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"ftp://x\"\n"), "[alerts.sinks[0]] url: String should match pattern"),
+        (("[[alerts.sinks]]\ntype = \"stdout\"\n"), "[alerts.sinks[0]] name: required key is missing"),
+        (("[[alerts.sinks]]\nname = \"x\"\ntype = \"stdout\"\n[[alerts.sinks]]\nname = \"x\"\ntype = \"stdout\"\n"),
+         "two sinks are named 'x'"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, patch, expected):

@@ -56,7 +56,7 @@ def test_failures_are_classified_and_order_is_kept():
         "bomb": "too_large",
         "crash": "crashed",
         "refused": "corrupt",
-        "bug": "unreadable",
+        "bug": "internal",
         "c": 3,
     }
 
@@ -89,7 +89,7 @@ def test_batches_open_many_inputs_per_call_and_a_failed_batch_is_opened_one_by_o
     # The first batch opened in one call; the second lost its worker to "die" and was opened again
     # one input per task: the crash and the hang are each classified, the others still opened.
     assert outcome == {
-        "ok:1": (1, True), "refuse": "corrupt", "bug": "unreadable", "ok:2": (2, True),
+        "ok:1": (1, True), "refuse": "corrupt", "bug": "internal", "ok:2": (2, True),
         "die": "crashed", "ok:3": (3, False), "hang": "timeout", "ok:4": (4, False),
     }
 

@@ -99,6 +99,30 @@ def test_image_failures_are_classified(tmp_path):
     assert category(open_image, tmp_path / "huge.jpg", IMAGE_LIMITS) == "too_large"
 
 
+@pytest.mark.parametrize("fmt", ["ICO", "TGA", "PPM", "PCX"])
+def test_a_valid_image_in_a_format_we_do_not_allow_is_unsupported_not_corrupt(fmt):
+    problem = category(open_image, encode(gradient(size=(32, 32)), fmt), IMAGE_LIMITS)
+    assert problem == "unsupported"
+
+
+def test_truncation_is_our_own_check_of_the_end_marker_not_the_libraries_words():
+    noise = np.random.default_rng(0).integers(0, 256, (120, 120, 3), dtype=np.uint8)
+    png = encode(Image.fromarray(noise), "PNG")
+    assert category(open_image, png[: len(png) * 2 // 3], IMAGE_LIMITS) == "truncated"
+    damaged = bytearray(png)
+    damaged[len(png) // 2 : len(png) // 2 + 200] = bytes(range(200))  # whole file, broken inside
+    assert category(open_image, bytes(damaged), IMAGE_LIMITS) == "corrupt"
+
+
+def test_an_allowlist_name_this_pillow_lacks_is_our_bug_not_corrupt_images(monkeypatch):
+    """Pillow 13 dropped the 'MPO' plug-in name: every image then failed inside Image.open."""
+    from drift.kinds import image
+
+    monkeypatch.setattr(image, "ALLOWED_FORMATS", (*image.ALLOWED_FORMATS, "NOSUCHFORMAT"))
+    with pytest.raises(RuntimeError, match="no image plug-in named NOSUCHFORMAT"):
+        open_image(encode(gradient(), "PNG"), IMAGE_LIMITS)
+
+
 def test_born_digital_and_scanned_pdfs_differ_where_it_matters():
     rng = random.Random(0)
     digital = open_document(demo_world.invoice_pdf(rng, creator="Microsoft Word"), DOC_LIMITS)["descriptors"]

@@ -12,7 +12,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from drift.analysis import Context, StageClock, code_version
+from drift.analysis import Context, StageClock, code_version, file_label
 from drift.baselines import Baseline, build
 from drift.config import load_job
 from drift.errors import BaselineError, StoreLockedError
@@ -92,13 +92,15 @@ def test_rerun_replaces_the_run_and_sends_nothing_new(world):
     assert len((root / "alerts.jsonl").read_text().splitlines()) == len(first.summary["alerts"])
 
 
-def test_clean_run_resolves_open_alerts(world):
+def test_a_clean_older_day_run_late_does_not_resolve_a_newer_days_alerts(world):
+    """Alert state follows the windows: a backfill of the day before is not "the segment is clean now"
+    (tests/test_alert_lifecycle.py has the rest of the lifecycle, test_alerts.py the resolve)."""
     _, job = world
     config, _ = build_baseline(job)
     run_job(config, DRIFT_DAY)
     result = run_job(config, QUIET_DAY)
-    assert set(result.summary["alert_changes"].values()) == {"resolved"}
-    assert rows(config, "SELECT DISTINCT state FROM alerts") == [("resolved",)]
+    assert result.summary["alert_changes"] == {}
+    assert rows(config, "SELECT DISTINCT state FROM alerts") == [("open",)]
 
 
 def test_stage_timings_and_samples_are_stored(world):
@@ -236,13 +238,41 @@ def test_run_embeddings_stream_to_parquet_beside_the_report(world):
     _, job = world
     config, _ = build_baseline(job)
     result = run_job(config, QUIET_DAY)
-    spool = result.report_paths["md"].parent / "embeddings" / "image.app.clip.parquet"
+    spool = result.report_paths["md"].parent / "embeddings" / f"image.{file_label('app')}.clip.parquet"
     table = pq.read_table(spool)
     assert table.num_rows == 40 and table.schema.field("vector").type.list_size == 32
     stale = spool.parent / "image.gone.clip.parquet"
     stale.write_bytes(b"old")
     run_job(config, QUIET_DAY)
     assert not stale.exists()  # a rerun replaces the run's files too
+    before = pq.read_table(spool)
+
+    # A rerun that fails (here: its baseline is gone) leaves the last run's embeddings as they were.
+    config.baseline.name = "missing"
+    with pytest.raises(BaselineError):
+        run_job(config, QUIET_DAY)
+    assert pq.read_table(spool).equals(before)
+    # ...and the failed run's own version is gone: the current one and the one before remain.
+    versions = {p.name for p in spool.parent.parent.glob(".embeddings.*")}
+    assert spool.parent.resolve().name in versions and len(versions) == 2
+
+
+def test_sources_whose_names_read_alike_as_file_names_keep_apart(world):
+    """'cam one' and 'cam_one' once became the same spool file and crashed the run."""
+    root, job = world
+    day = BASE_DAY + timedelta(days=3)
+    extra = [
+        {"input_id": f"{source}-{i}", "received_at": (day + timedelta(hours=i)).isoformat(), "kind": "image",
+         "source": source, "uri": f"../data/{day:%Y-%m-%d}/img_{i}.jpg", "body": None}
+        for source in ("cam one", "cam_one", "cam/one") for i in range(12)
+    ]
+    write_day(root, day, seed=10, extra_rows=extra)
+    config, _ = build_baseline(job)
+    result = run_job(config, QUIET_DAY)
+    statuses = {s["source"]: s["status"] for s in result.summary["segments"] if s["source"].startswith("cam")}
+    assert statuses == {"cam one": "no_baseline", "cam_one": "no_baseline", "cam/one": "no_baseline"}
+    spooled = sorted(p.name for p in (result.report_paths["md"].parent / "embeddings").glob("image.cam*"))
+    assert len(spooled) == 3 and len({file_label(s) for s in statuses}) == 3
 
 
 def test_documents_new_template_and_scan_wave_are_named(tmp_path, tiny_clip):

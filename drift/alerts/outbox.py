@@ -1,8 +1,19 @@
 """Alert state and the outbox, written inside the run's transaction.
 
-A message is queued for each sink when an alert opens (or reopens) and when it resolves; an
-alert that is already open is only updated. Delivery happens after the commit (deliver.py), so a
-crash or a dead sink delays a message and never loses or repeats it.
+Alert state is a function of windows, not of the order runs happen in: a segment's alert follows
+the newest window that tested the segment. A run for an older window (a backfill, a rerun of last
+week) is stored but never opens, escalates or resolves an alert, so replaying any set of days in
+any order ends with the same alerts open as running them in order.
+
+What each change sends (docs/operations.md has the table):
+  - opens (no open alert):            a trigger, to every sink whose min_severity it reaches;
+  - escalates (severity goes up):     a trigger again with the new severity (PagerDuty raises the
+                                      same incident; a sink that takes only critical hears now);
+  - stays open or de-escalates:       the row is updated, nothing is sent;
+  - resolves (tested clean):          a resolve, to the sinks that were sent this incident's trigger.
+A window whose checks could not run for the segment (not enough data) leaves its alert as it is.
+Delivery happens after the commit (deliver.py), so a crash or a dead sink delays a message and
+never loses or repeats it.
 """
 
 from __future__ import annotations
@@ -13,82 +24,81 @@ from datetime import datetime
 
 import duckdb
 
+from .. import store
 from ..config import SEVERITY_ORDER, JobConfig
-from .policy import PlannedAlert
+from .policy import PlannedAlert, dedup_key
 
 
-def sink_name(sink, index: int) -> str:
-    return sink.name or f"{sink.type}-{index}"
-
-
-def _queue(con, config: JobConfig, dedup_key: str, run_id: str, action: str, severity: str, payload: dict, now: datetime) -> None:
-    for index, sink in enumerate(config.alerts.sinks):
-        if SEVERITY_ORDER[severity] < SEVERITY_ORDER[sink.min_severity]:
+def _queue(con, config: JobConfig, key: str, run_id: str, action: str, payload: dict, now: datetime, sinks=None) -> None:
+    for sink in config.alerts.sinks:
+        if sinks is None and SEVERITY_ORDER[payload["severity"]] < SEVERITY_ORDER[sink.min_severity]:
             continue
-        con.execute(
-            "INSERT INTO outbox (message_id, dedup_key, run_id, action, sink, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [str(uuid.uuid4()), dedup_key, run_id, action, sink_name(sink, index), json.dumps(payload), now],
-        )
+        if sinks is not None and sink.name not in sinks:
+            continue
+        store.queue_message(con, str(uuid.uuid4()), key, run_id, action, sink.name, json.dumps(payload), now)
 
 
 def apply_alerts(
     con: duckdb.DuckDBPyConnection,
     config: JobConfig,
     run_id: str,
+    window_start: datetime,
     planned: list[PlannedAlert],
-    analysed: set[tuple[str, str]],
+    clean: set[tuple[str, str]],
     now: datetime,
 ) -> dict[str, str]:
-    """Open, update or resolve alerts; return dedup_key -> what happened ('opened', 'updated', 'resolved')."""
+    """Open, escalate, update or resolve alerts; return dedup_key -> what happened."""
     changes: dict[str, str] = {}
-    existing = {
-        row[0]: row[1:]
-        for row in con.execute(
-            "SELECT dedup_key, state, kind, source, check_family, severity, title FROM alerts WHERE job = ?", [config.name]
-        ).fetchall()
-    }
-    for alert in planned:
+    existing = store.job_alerts(con, config.name)
+    by_segment = {(a.kind, a.source): a for a in planned}
+    for segment in sorted(set(by_segment) | clean):
+        kind, source = segment
+        newest = store.newest_tested_window(con, config.name, kind, source)
+        if newest is not None and newest > window_start:
+            continue  # a newer window has spoken for this segment
+        key = dedup_key(config.name, kind, source)
+        for old_key, old in existing.items():
+            # Alerts from before one-per-segment (keyed by family too) end when their segment is decided.
+            if old_key != key and old["state"] == "open" and (old["kind"], old["source"]) == segment:
+                changes[old_key] = _resolve(con, config, old, run_id, window_start, now)
+        alert, current = by_segment.get(segment), existing.get(key)
+        is_open = current is not None and current["state"] == "open"
+        if alert is None:
+            if is_open:
+                changes[key] = _resolve(con, config, current, run_id, window_start, now)
+            continue
         payload = {
-            "dedup_key": alert.dedup_key,
-            "action": "trigger",
-            "severity": alert.severity,
-            "title": alert.title,
-            "job": alert.job,
-            "kind": alert.kind,
-            "source": alert.source,
-            "check": alert.family,
-            **alert.body,
+            "dedup_key": key, "action": "trigger", "severity": alert.severity, "title": alert.title, "job": alert.job,
+            "kind": kind, "source": source, **alert.body,
         }
-        body = json.dumps(payload)
-        previous = existing.get(alert.dedup_key)
-        if previous is not None and previous[0] == "open":
-            con.execute(
-                "UPDATE alerts SET last_run_id = ?, updated_at = ?, severity = ?, title = ?, body = ? WHERE dedup_key = ?",
-                [run_id, now, alert.severity, alert.title, body, alert.dedup_key],
-            )
-            changes[alert.dedup_key] = "updated"
+        row = {
+            "dedup_key": key, "job": alert.job, "kind": kind, "source": source, "check_family": ", ".join(alert.families),
+            "state": "open", "severity": alert.severity, "title": alert.title, "opened_run_id": run_id,
+            "last_run_id": run_id, "opened_at": now, "updated_at": now, "resolved_at": None,
+            "body": json.dumps(payload), "window_start": window_start,
+        }
+        if not is_open:
+            store.put_alert(con, row)
+            _queue(con, config, key, run_id, "trigger", payload, now)
+            changes[key] = "opened"
             continue
-        if previous is not None:
-            con.execute("DELETE FROM alerts WHERE dedup_key = ?", [alert.dedup_key])
-        con.execute(
-            """INSERT INTO alerts (dedup_key, job, kind, source, check_family, state, severity, title,
-                                   opened_run_id, last_run_id, opened_at, updated_at, resolved_at, body)
-               VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, NULL, ?)""",
-            [alert.dedup_key, alert.job, alert.kind, alert.source, alert.family, alert.severity, alert.title,
-             run_id, run_id, now, now, body],
-        )
-        _queue(con, config, alert.dedup_key, run_id, "trigger", alert.severity, payload, now)
-        changes[alert.dedup_key] = "opened"
-    planned_keys = {a.dedup_key for a in planned}
-    for key, (state, kind, source, family, severity, title) in existing.items():
-        if state != "open" or key in planned_keys or (kind, source) not in analysed:
-            continue
-        con.execute(
-            "UPDATE alerts SET state = 'resolved', resolved_at = ?, updated_at = ?, last_run_id = ? WHERE dedup_key = ?",
-            [now, now, run_id, key],
-        )
-        payload = {"dedup_key": key, "action": "resolve", "severity": severity, "title": f"[resolved] {title}",
-                   "job": config.name, "kind": kind, "source": source, "check": family, "run_id": run_id}
-        _queue(con, config, key, run_id, "resolve", severity, payload, now)
-        changes[key] = "resolved"
+        store.put_alert(con, {**row, "opened_run_id": current["opened_run_id"], "opened_at": current["opened_at"]})
+        if SEVERITY_ORDER[alert.severity] > SEVERITY_ORDER[current["severity"]]:
+            payload["escalated_from"] = current["severity"]
+            _queue(con, config, key, run_id, "trigger", payload, now)
+            changes[key] = "escalated"
+        else:
+            changes[key] = "updated"
     return changes
+
+
+def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: datetime, now: datetime) -> str:
+    key = alert["dedup_key"]
+    store.put_alert(con, {**alert, "state": "resolved", "resolved_at": now, "updated_at": now, "last_run_id": run_id,
+                          "window_start": window_start})
+    payload = {
+        "dedup_key": key, "action": "resolve", "severity": alert["severity"], "title": f"[resolved] {alert['title']}",
+        "job": config.name, "kind": alert["kind"], "source": alert["source"], "run_id": run_id,
+    }
+    _queue(con, config, key, run_id, "resolve", payload, now, sinks=set(store.triggered_sinks(con, key, alert["opened_at"])))
+    return "resolved"

@@ -29,6 +29,14 @@ class SinkError(Exception):
     """One delivery attempt failed; it will be retried."""
 
 
+SECRET_ATTRIBUTES = ("secret", "url", "routing_key", "username", "password")
+
+
+def secrets_of(sink) -> list[str]:
+    """The secret values a built sink holds, to be kept out of anything recorded about it."""
+    return [v for a in SECRET_ATTRIBUTES if isinstance(v := getattr(sink, a, None), str) and v]
+
+
 def _compact(message: dict) -> bytes:
     return json.dumps(message, sort_keys=True, separators=(",", ":"), default=str).encode()
 
@@ -173,7 +181,7 @@ class PagerDuty:
                 "severity": PAGERDUTY_SEVERITY[message["severity"]],
                 "component": f"{message['kind']}/{message['source']}",
                 "group": message["job"],
-                "class": message["check"],
+                "class": ", ".join(message.get("families") or [message.get("check", "drift")]),
                 "custom_details": {"findings": finding_lines(message), "window": message.get("window"), "run_id": message.get("run_id")},
             }
             links = [{"href": message["runbook"], "text": "Runbook"}] if message.get("runbook") else []

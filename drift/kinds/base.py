@@ -37,11 +37,19 @@ class InputProblem(Exception):
         return (InputProblem, (self.category, self.message))
 
 
+INTERNAL = "internal"  # drift's own code failed on the input: a bug to report, not a property of the input
+
+
 @dataclass
 class InputError:
     input_id: str
     category: str
     message: str
+    traceback: str | None = None  # for INTERNAL: where our code failed
+
+    @property
+    def internal(self) -> bool:
+        return self.category == INTERNAL
 
 
 def _no_descriptors() -> pl.DataFrame:

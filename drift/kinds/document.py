@@ -176,9 +176,9 @@ def open_document(target, limits: dict[str, Any]) -> dict[str, Any]:
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        text = str(exc)
-        category = "encrypted" if "password" in text.lower() else "corrupt"
-        raise InputProblem(category, text[:300]) from None
+        # PDFium's own error code says why the document did not load
+        encrypted = exc.err_code in (pdfium.raw.FPDF_ERR_PASSWORD, pdfium.raw.FPDF_ERR_SECURITY)
+        raise InputProblem("encrypted" if encrypted else "corrupt", str(exc)[:300]) from None
     try:
         n_pages = len(pdf)
         if n_pages == 0:

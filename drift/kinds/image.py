@@ -28,7 +28,10 @@ import numpy as np
 from ..embed.spool import EmbeddingSpool
 from .base import DescriptorFeaturizer, FeatureSet, InputProblem, read_limited
 
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "MPO")
+# Pillow plug-in names. Multi-picture JPEGs from cameras (format "MPO") open through the JPEG
+# plug-in; "MPO" itself is no opener's name (Image.OPEN has none), and listing it made every image
+# that no earlier plug-in took fail with a KeyError inside Image.open, which read as "corrupt".
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP")
 WORK_SIDE = 512
 _EXIF_ORIENTATION, _EXIF_MAKE = 0x0112, 0x010F
 
@@ -40,6 +43,38 @@ _REFUSED_MAGIC = {
     b"<svg": "SVG",
     b"<?xm": "XML/SVG",
 }
+
+
+def _check_allowlist(registry) -> None:
+    """Every allowed format must be a plug-in this Pillow has: a name it dropped (Pillow 13 and
+    "MPO") would otherwise make every image fail inside Image.open, and be blamed on the images."""
+    missing = [name for name in ALLOWED_FORMATS if name not in registry]
+    if missing:
+        raise RuntimeError(f"Pillow has no image plug-in named {', '.join(missing)}; update ALLOWED_FORMATS for this Pillow")
+
+
+def _ends_early(data: bytes) -> bool:
+    """Does the file stop before its format's end marker? Our own check, for 'truncated'."""
+    tail = data.rstrip(b"\x00")[-16:]
+    if data.startswith(b"\xff\xd8"):
+        return not tail.endswith(b"\xff\xd9")
+    if data.startswith(b"\x89PNG"):
+        return b"IEND" not in tail
+    if data.startswith(b"GIF8"):
+        return not tail.endswith(b";")
+    return False
+
+
+def _identify_refused(data: bytes) -> str | None:
+    """The format of a real image in a format we do not allow (ICO, TGA, PSD...), by parsing its
+    header with every Pillow plug-in; no pixels are decoded. None when nothing recognises it."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.format
+    except Exception:  # noqa: BLE001 - untrusted bytes: any failure to parse a header means "not an image"
+        return None
 
 
 def _refused_format(data: bytes) -> str | None:
@@ -140,6 +175,8 @@ def decode_image(data: bytes, limits: dict[str, Any]):
     refused = _refused_format(data[:16])
     if refused:
         raise InputProblem("unsupported", f"{refused} is not an allowed image format")
+    Image.init()
+    _check_allowlist(Image.OPEN)
     Image.MAX_IMAGE_PIXELS = limits["max_pixels"]
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; we refuse both.
@@ -159,13 +196,14 @@ def decode_image(data: bytes, limits: dict[str, Any]):
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise InputProblem("bomb", str(exc)) from None
         except UnidentifiedImageError:
+            other = _identify_refused(data)
+            if other:
+                raise InputProblem("unsupported", f"{other} is not an allowed image format") from None
             raise InputProblem("corrupt", "not a recognisable image in an allowed format") from None
-        except OSError as exc:
-            text = str(exc)
-            category = "truncated" if "truncated" in text or "broken data stream" in text else "corrupt"
-            raise InputProblem(category, f"{type(exc).__name__}: {text}") from None
-        except (SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error) as exc:
-            raise InputProblem("corrupt", f"{type(exc).__name__}: {exc}") from None
+        except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error, EOFError) as exc:
+            # What Pillow raises on bytes it cannot decode; which of them is ours to say by our own check.
+            category = "truncated" if _ends_early(data) else "corrupt"
+            raise InputProblem(category, f"{type(exc).__name__}: {str(exc)[:300]}") from None
     if width <= 0 or height <= 0:
         raise InputProblem("corrupt", f"image has no pixels ({width}x{height})")
     try:

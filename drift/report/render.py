@@ -30,8 +30,9 @@ def summary(*, run_id, config, window, verdicts, analysis, alerts, baseline, emb
                 "status": verdict.status,
                 "n_population": data.n_population if data else 0,
                 "n_sampled": data.n_sampled if data else 0,
-                "n_errors": len(data.errors) if data else 0,
+                "n_errors": sum(data.error_counts().values()) if data else 0,
                 "errors": data.error_counts() if data else {},
+                "n_internal": len(data.internal_errors) if data else 0,
                 "n_checks": len(verdict.findings),
                 "drifted": verdict.drifted,
                 "severity": verdict.severity,
@@ -43,7 +44,7 @@ def summary(*, run_id, config, window, verdicts, analysis, alerts, baseline, emb
         "job": config.name,
         "window": window.as_dict(),
         "status": "completed",
-        "baseline": {"name": baseline.name, "window": baseline.manifest["window"], "dir": str(baseline.directory)},
+        "baseline": {"name": baseline.name, "window": baseline.manifest["window"], "dir": str(baseline.path)},
         "encoder": embedder,
         "log_rejects": analysis.sample.rejects.to_dicts(),
         # the false-page rate per night this run's policy implies for its width
@@ -51,6 +52,12 @@ def summary(*, run_id, config, window, verdicts, analysis, alerts, baseline, emb
         "error_control": error_control(config.policy, sum(v.status not in ("no_baseline", "absent") for v in verdicts.values())),
         "segments": segments,
         "alerts": [{"severity": a.severity, "dedup_key": a.dedup_key, "title": a.title} for a in alerts],
+        # drift's own failures on some inputs: bugs to report, left out of every error rate
+        "internal_errors": [
+            {"kind": d.kind, "source": d.source, "input_id": e.input_id, "message": e.message, "traceback": e.traceback}
+            for d in analysis.segments.values()
+            for e in d.internal_errors
+        ],
     }
 
 
@@ -152,6 +159,12 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"{number(f['p_adjusted'])} | {number(f['effect_size'])} | {number(f['effect_threshold'])} | {md(was)} | "
                 f"{md(now)} | {examples} |"
             )
+    if summary.get("internal_errors"):
+        lines += ["", "## Inputs drift's own code failed on", "",
+                  f"{len(summary['internal_errors'])} input(s) met a bug in drift, not a problem with the input; they are left "
+                  "out of the error-rate checks. Please report it with the traceback in summary.json.", "",
+                  "| segment | input | error |", "|---|---|---|"]
+        lines += [f"| {md(e['kind'])}/{md(e['source'])} | {md(e['input_id'])} | {md(e['message'])} |" for e in summary["internal_errors"][:20]]
     if summary.get("log_rejects"):
         lines += ["", "## Log rows that broke the contract", "", "| reason | rows | examples |", "|---|---:|---|"]
         lines += [f"| {r['reason']} | {r['n_rows']} | {md(r['examples'] or '')} |" for r in summary["log_rejects"]]

@@ -203,13 +203,28 @@ def _sq_dists(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     return d
 
 
+MMD_EXCEEDANCES = 10  # Besag-Clifford: stop drawing permutations once this many reach the statistic
+MMD_BLOCK = 16_384  # permutations per matrix product: 16,384 x 1,000 doubles is 130 MB
+MMD_WORK = 5e10  # at most this many multiply-adds of permutations per test (200,000 at n = 500)
+
+
 def mmd_test(
-    ref: np.ndarray, cur: np.ndarray, *, n_permutations: int = 500, max_n: int = 1000, seed: int = 0
+    ref: np.ndarray, cur: np.ndarray, *, n_permutations: int = 500, max_permutations: int = 200_000,
+    max_n: int = 1000, seed: int = 0,
 ) -> TestResult:
-    """Maximum mean discrepancy with a permutation p-value.
+    """Maximum mean discrepancy with a sequential permutation p-value.
 
     The kernel matrix of the pooled (capped) sample is computed once; every permutation's
-    statistic is then a quadratic form w' K w, so all permutations are one matrix product.
+    statistic is then a quadratic form w' K w, so a block of permutations is one matrix product.
+
+    A fixed 500 permutations cannot give a p-value below 1/501, while a 50-segment job holds each
+    paging check to about 4e-5: MMD could never page there. So permutations are drawn in growing
+    blocks (from n_permutations up to max_permutations, fewer when the kernel matrix is large) until
+    MMD_EXCEEDANCES of them reach the observed statistic, and the p-value is Besag and Clifford's
+    (1991) sequential one: h/L when the h-th exceedance came at permutation L, (h+1)/(L+1) when the
+    draws ran out with h exceedances. Valid like a fixed-size permutation test; an ordinary night
+    stops after the first block. (A gamma tail fitted to the permutations' moments was tried and
+    rejected: on a +15-point wave of scans it gave 3e-10 where 200,000 permutations gave 4e-5.)
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(ref, dtype=np.float64)
@@ -234,10 +249,24 @@ def mmd_test(
     is_x[:nx] = True
     w_obs = weights(is_x)
     observed = float(w_obs @ k @ w_obs)
-    perms = np.array([rng.permutation(is_x) for _ in range(n_permutations)])
-    w = np.where(perms, 1.0 / nx, -1.0 / ny)
-    null = np.einsum("ij,ij->i", w @ k, w)
-    p = (1.0 + float((null >= observed).sum())) / (1.0 + n_permutations)
+    limit = max(n_permutations, min(max_permutations, int(MMD_WORK / (len(z) * len(z)))))
+    drawn = beyond = 0
+    block = n_permutations
+    while True:
+        w = rng.permuted(np.broadcast_to(w_obs, (block, len(z))), axis=1)
+        null = np.einsum("ij,ij->i", w @ k, w)
+        hits = np.flatnonzero(null >= observed)
+        if beyond + len(hits) >= MMD_EXCEEDANCES:
+            drawn += int(hits[MMD_EXCEEDANCES - beyond - 1]) + 1
+            beyond = MMD_EXCEEDANCES
+            p = beyond / drawn
+            break
+        beyond += len(hits)
+        drawn += block
+        if drawn >= limit:
+            p = (beyond + 1.0) / (drawn + 1.0)
+            break
+        block = min(limit - drawn, 4 * drawn, MMD_BLOCK)
     kxx, kyy, kxy = k[:nx, :nx], k[nx:, nx:], k[:nx, nx:]
     unbiased = (
         (kxx.sum() - np.trace(kxx)) / (nx * (nx - 1))
@@ -251,7 +280,7 @@ def mmd_test(
         max(float(unbiased), 0.0),
         nx,
         ny,
-        {"kernel": "gaussian", "bandwidth": bandwidth, "n_permutations": n_permutations, "seed": seed, "effect": "mmd2_unbiased"},
+        {"kernel": "gaussian", "bandwidth": bandwidth, "n_permutations": drawn, "seed": seed, "effect": "mmd2_unbiased"},
     )
 
 
