@@ -21,7 +21,6 @@ Severity = Literal["none", "info", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"none": 0, "info": 1, "warning": 2, "critical": 3}
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hd])\s*$")
-_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
 
 
 class _Section(BaseModel):
@@ -34,12 +33,29 @@ class JobSection(_Section):
     window: str = "1d"
     timezone: str = "UTC"
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'") from None
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        # The scheduler's own parser: what it accepts runs, what it refuses is refused here.
+        from apscheduler.triggers.cron import CronTrigger
+
+        if len(value.split()) != 5:
             raise ValueError(f"expected a 5-field cron expression like '0 3 * * *', got {value!r}")
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a valid cron expression {value!r}: {exc}") from None
         return value
 
     @field_validator("window")

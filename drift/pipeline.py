@@ -24,6 +24,7 @@ from .baselines import Baseline
 from .config import JobConfig
 from .inputs import Window, resolve_uri
 from .progress import QUIET, Progress
+from .record import build as build_record
 from .report import render
 from .stats.compare import compare_segment, error_rate_checks
 from .stats.verdict import Verdict, decide, max_severity
@@ -86,7 +87,7 @@ def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: 
         str(resolve_uri(uri, log_file)) if uri and ("://" not in uri or uri.startswith("file://")) else None
         for uri, log_file in zip(sample_rows["uri"], sample_rows["log_file"])
     ]
-    samples = sample_rows.select("input_id", "received_at", "kind", "source", "uri").with_columns(
+    samples = sample_rows.select("input_id", "received_at", "kind", "source", "uri", "meta").with_columns(
         pl.lit(run_id).alias("run_id"),
         pl.col("input_id").replace_strict(analysis.outcomes, default="error").alias("outcome"),
         pl.Series("path", paths, dtype=pl.Utf8),
@@ -197,7 +198,7 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
             run_id = f"{config.name}-{window.start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
             planned = plan_alerts(config, run_id, window.as_dict(), verdicts, str(report_dir / "report.md"))
             embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
-            summary = render.summary(
+            record = build_record(
                 run_id=run_id, config=config, window=window, verdicts=verdicts, analysis=analysis,
                 alerts=planned, baseline=baseline, embedder=embedder,
             )
@@ -219,19 +220,14 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                     "finished_at": utcnow(),
                     "n_sampled": analysis.sample.rows.height,
                     "n_errors": sum(sum(d.error_counts().values()) for d in analysis.segments.values()),
-                    "summary": summary,
                 }
-                changes: dict[str, str] = {}
                 clean = clean_segments(config, verdicts)
                 # Stage timings are written with the run; the later stages' figures are added after.
                 tables["stage_timings"] = clock.frame(run_id)
                 with store.session(database) as con:  # closed at once: readers wait only for the commit
-                    write_run(
-                        con, run_row, tables,
-                        lambda c: changes.update(apply_alerts(c, config, run_id, window.start, planned, clean, utcnow())),
-                    )
+                    write_run(con, run_row, record, tables,
+                              lambda c: apply_alerts(c, config, run_id, window.start, planned, clean, utcnow()))
                 counter["items"] = sum(f.height for f in tables.values())
-                summary["alert_changes"] = changes
         except BaseException:
             versions.discard(embeddings)
             raise
@@ -242,12 +238,14 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                 delivery = deliver_pending(database, config)
                 counter["items"] = delivery["delivered"]
         finally:
-            # Whatever delivery did, the run has committed: its reports are written.
-            summary["delivery"] = delivery
-            with clock.stage("report"):
-                summary["stages"] = [t.__dict__ for t in clock.timings]
-                paths = render.write_reports(summary, report_dir)
-            summary["stages"] = [t.__dict__ for t in clock.timings]
+            # Whatever delivery did, the run has committed: its reports are written, from the
+            # record as the store holds it.
             with store.session(database) as con:
-                store.finish_run(con, run_id, clock.frame(run_id), summary)
-    return RunResult(run_id, summary, paths, delivery)
+                store.add_stage_timings(con, run_id, clock.frame(run_id))
+                stored = store.load_run(con, config.name, run_id)
+            with clock.stage("report"):
+                paths = render.write_reports(stored.as_dict(), report_dir)
+            with store.session(database) as con:
+                store.add_stage_timings(con, run_id, clock.frame(run_id))
+                stored = store.load_run(con, config.name, run_id)  # with the report stage's own timing
+    return RunResult(run_id, stored.as_dict(), paths, delivery)

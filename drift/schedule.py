@@ -125,7 +125,7 @@ class JobStatus:
 
 
 def job_status(path: Path, now: datetime | None = None, grace: timedelta = DEFAULT_GRACE) -> JobStatus:
-    from .store import connect_reader
+    from .store import connect_reader, job_health
 
     config = load_job(path)
     now = now or datetime.now(timezone.utc)
@@ -135,19 +135,10 @@ def job_status(path: Path, now: datetime | None = None, grace: timedelta = DEFAU
     if config.store.database.exists():
         con = connect_reader(config.store.database)
         try:
-            row = con.execute(
-                "SELECT window_start, finished_at FROM runs WHERE job = ? AND status = 'completed' "
-                "ORDER BY finished_at DESC LIMIT 1",
-                [config.name],
-            ).fetchone()
-            if row:
-                last_window, last_finished = row[0].date().isoformat(), row[1]
-            open_alerts = con.execute("SELECT count(*) FROM alerts WHERE job = ? AND state = 'open'", [config.name]).fetchone()[0]
-            undelivered = con.execute(
-                "SELECT count(*) FROM outbox o JOIN alerts a USING (dedup_key) WHERE a.job = ? AND o.delivered_at IS NULL",
-                [config.name],
-            ).fetchone()[0]
+            health = job_health(con, config.name)
         finally:
             con.close()
+        last_window, last_finished = health["last_window"], health["last_finished"]
+        open_alerts, undelivered = health["open_alerts"], health["undelivered"]
     late = last_finished is None or (due is not None and last_finished < due)
     return JobStatus(config.name, path, last_window, last_finished, due, late, open_alerts, undelivered)

@@ -17,12 +17,13 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 import polars as pl
 
 from .errors import DriftError, StoreLockedError
+from .record import RunRecord, Stage
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -178,6 +179,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE alerts ADD COLUMN window_start TIMESTAMPTZ;
     """,
+    # 5: the log's extra columns of each sampled row, as the README promises
+    """
+    ALTER TABLE samples ADD COLUMN meta JSON;
+    """,
 ]
 
 # Tables holding one run's rows, deleted together when the run is replaced.
@@ -309,13 +314,15 @@ def previous_run_ids(con: duckdb.DuckDBPyConnection, job: str, window_start: dat
 def write_run(
     con: duckdb.DuckDBPyConnection,
     run: dict,
+    record: RunRecord,
     tables: dict[str, pl.DataFrame],
-    alert_changes,
+    alerts: Callable[[duckdb.DuckDBPyConnection], dict[str, str]],
 ) -> None:
     """Replace any earlier run of the same (job, window) and write this one, all in one transaction.
 
-    `alert_changes(con)` runs inside the transaction so that alerts and their outbox messages
-    commit together with the findings that caused them, or not at all.
+    `alerts(con)` runs inside the transaction so that alerts and their outbox messages commit
+    together with the findings that caused them, or not at all; what it did goes into the record,
+    which is then written, once, as runs.summary.
     """
     con.execute("BEGIN")
     try:
@@ -323,41 +330,47 @@ def write_run(
             for table in RUN_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [old])
             con.execute("DELETE FROM runs WHERE run_id = ?", [old])
-        row = dict(run)
-        row["embedder"] = json.dumps(row["embedder"]) if row.get("embedder") is not None else None
-        row["summary"] = json.dumps(row["summary"])
-        _insert(con, "runs", pl.DataFrame([row]))
         for table, frame in tables.items():
             _insert(con, table, frame)
-        alert_changes(con)
+        record.alert_changes = alerts(con)
+        row = dict(run)
+        row["embedder"] = json.dumps(row["embedder"]) if row.get("embedder") is not None else None
+        row["summary"] = record.stored()
+        _insert(con, "runs", pl.DataFrame([row]))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, timings: pl.DataFrame, summary: dict) -> None:
-    """After the run's transaction: the timings of the stages that ran after it, and the final summary."""
+def add_stage_timings(con: duckdb.DuckDBPyConnection, run_id: str, timings: pl.DataFrame) -> None:
+    """The stages that ran after the run's transaction (delivery, reports)."""
     done = {r[0] for r in con.execute("SELECT stage FROM stage_timings WHERE run_id = ?", [run_id]).fetchall()}
-    con.execute("BEGIN")
-    try:
-        _insert(con, "stage_timings", timings.filter(~pl.col("stage").is_in(sorted(done))))
-        con.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [json.dumps(summary, default=str), run_id])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    _insert(con, "stage_timings", timings.filter(~pl.col("stage").is_in(sorted(done))))
 
 
-def stored_summary(con: duckdb.DuckDBPyConnection, job: str, run: str) -> dict | None:
-    """A run's summary: `run` is a run id, or `latest` (the most recent window)."""
+def load_run(con: duckdb.DuckDBPyConnection, job: str, run: str) -> RunRecord | None:
+    """A stored run's record: `run` is a run id, or `latest` (the most recent window), with its
+    stages and the delivery of its messages as they stand now."""
     if run == "latest":
         row = con.execute(
-            "SELECT summary FROM runs WHERE job = ? ORDER BY window_start DESC, finished_at DESC LIMIT 1", [job]
+            "SELECT run_id, summary FROM runs WHERE job = ? ORDER BY window_start DESC, finished_at DESC LIMIT 1", [job]
         ).fetchone()
     else:
-        row = con.execute("SELECT summary FROM runs WHERE job = ? AND run_id = ?", [job, run]).fetchone()
-    return None if row is None else json.loads(row[0])
+        row = con.execute("SELECT run_id, summary FROM runs WHERE job = ? AND run_id = ?", [job, run]).fetchone()
+    if row is None:
+        return None
+    record = RunRecord.model_validate_json(row[1])
+    stages = con.execute(
+        "SELECT stage, seconds, items, cpu_seconds, peak_rss_mb FROM stage_timings WHERE run_id = ? ORDER BY rowid", [row[0]]
+    ).fetchall()
+    record.stages = [Stage(stage=s, seconds=w, items=i, cpu_seconds=c, peak_rss_mb=m) for s, w, i, c, m in stages]
+    delivered, pending = con.execute(
+        "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), count(*) FILTER (WHERE delivered_at IS NULL) FROM outbox WHERE run_id = ?",
+        [row[0]],
+    ).fetchone()
+    record.delivery = {"delivered": delivered, "pending": pending}
+    return record
 
 
 def job_health(con: duckdb.DuckDBPyConnection, job: str) -> dict:
@@ -455,3 +468,86 @@ def alert_listing(con: duckdb.DuckDBPyConnection, job: str) -> list[dict]:
     ).fetchall()
     keys = ("dedup_key", "state", "severity", "title", "updated_at", "undelivered")
     return [dict(zip(keys, row)) for row in rows]
+
+
+# --- what the analysts' notebooks read ---------------------------------------------------------
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pl.DataFrame:
+    return pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
+
+
+def job_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT DISTINCT job FROM runs ORDER BY job").fetchall()]
+
+
+def runs_frame(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
+    return _frame(con, """SELECT job, window_start::DATE AS day, severity, drifted, n_sampled, n_errors,
+                                 round(epoch(finished_at - started_at), 1) AS seconds
+                          FROM runs WHERE list_contains(?, job) ORDER BY job, day""", [jobs])
+
+
+def drifted_checks_by_day(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
+    return _frame(con, """SELECT r.window_start::DATE AS day, f.kind || '/' || f.source || ' ' || f.check_family AS check,
+                                 count(*) FILTER (WHERE f.status = 'drift') AS drifted
+                          FROM findings f JOIN runs r USING (run_id)
+                          WHERE list_contains(?, r.job) GROUP BY ALL ORDER BY day""", [jobs])
+
+
+def open_alerts_frame(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
+    return _frame(con, """SELECT a.severity, a.title, a.opened_at, a.updated_at,
+                                 count(o.message_id) FILTER (WHERE o.delivered_at IS NULL) AS undelivered
+                          FROM alerts a LEFT JOIN outbox o USING (dedup_key)
+                          WHERE a.state = 'open' AND list_contains(?, a.job) GROUP BY ALL ORDER BY a.severity, a.title""", [jobs])
+
+
+def error_rates_by_day(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
+    return _frame(con, """SELECT r.window_start::DATE AS day, s.kind || '/' || s.source AS segment, e.category,
+                                 count(*) / any_value(s.n_sampled) AS rate
+                          FROM input_errors e JOIN segments s USING (run_id, kind, source) JOIN runs r USING (run_id)
+                          WHERE list_contains(?, r.job) AND e.category <> 'internal' GROUP BY ALL ORDER BY day""", [jobs])
+
+
+def stage_costs(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
+    return _frame(con, """SELECT r.window_start::DATE AS day, t.stage, t.seconds, t.cpu_seconds, t.peak_rss_mb
+                          FROM stage_timings t JOIN runs r USING (run_id) WHERE list_contains(?, r.job) ORDER BY day""", [jobs])
+
+
+def find_run(con: duckdb.DuckDBPyConnection, day: str | None = None) -> tuple[str, str] | None:
+    """(job, run_id) of the run of `day` (YYYY-MM-DD), or of the latest window."""
+    if day:
+        row = con.execute("SELECT job, run_id FROM runs WHERE window_start::DATE = ?::DATE ORDER BY finished_at DESC LIMIT 1",
+                          [day]).fetchone()
+    else:
+        row = con.execute("SELECT job, run_id FROM runs ORDER BY window_start DESC, finished_at DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def segment_findings(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
+    return _frame(con, """SELECT check_family, target, status, method, p_adjusted, effect_size, effect_threshold, severity,
+                                 detail->>'old' AS was, detail->>'new' AS now
+                          FROM findings WHERE run_id = ? AND kind = ? AND source = ?
+                          ORDER BY status <> 'drift', effect_size DESC""", [run_id, kind, source])
+
+
+def segment_descriptors(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
+    return _frame(con, "SELECT name, value, label FROM descriptors WHERE run_id = ? AND kind = ? AND source = ?",
+                  [run_id, kind, source])
+
+
+def ranked_items(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
+    """The items least like the baseline per embedding (`outliers`), with where they are and, for
+    documents, their characters per page."""
+    return _frame(con, """SELECT o.target, o.rank, o.input_id, o.score, s.path, d.value AS chars
+                          FROM outliers o JOIN samples s USING (run_id, input_id)
+                          LEFT JOIN descriptors d ON d.run_id = o.run_id AND d.input_id = o.input_id AND d.name = 'text_chars_per_page'
+                          WHERE o.run_id = ? AND o.kind = ? AND o.source = ? ORDER BY o.target, o.rank""", [run_id, kind, source])
+
+
+def schema_examples(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
+    """The example inputs of each drifted payload-schema finding, with where they are."""
+    return _frame(con, """SELECT e.target, e.input_id, s.path FROM (
+                              SELECT f.target, unnest(CAST(f.detail->'examples' AS VARCHAR[])) AS input_id
+                              FROM findings f WHERE f.run_id = ? AND f.kind = ? AND f.source = ? AND f.status = 'drift'
+                              AND f.check_family LIKE 'schema%') e
+                          LEFT JOIN samples s ON s.run_id = ? AND s.input_id = e.input_id""", [run_id, kind, source, run_id])

@@ -17,6 +17,7 @@ from drift.alerts.deliver import deliver_pending
 from drift.alerts.outbox import apply_alerts
 from drift.alerts.policy import clean_segments, plan_alerts
 from drift.config import load_job
+from drift.record import RunRecord
 from drift.stats.tests import TestResult
 from drift.stats.verdict import Finding, Verdict
 
@@ -76,19 +77,20 @@ def night(config, day: int, states: dict[tuple[str, str], str]) -> dict[str, str
         "run_id": run_id, "job": "shop", "window_start": start, "window_end": start + timedelta(days=1),
         "status": "completed", "drifted": any(v.drifted for v in verdicts.values()), "severity": "none",
         "baseline": "week", "embedder": None, "code_version": "test", "started_at": now, "finished_at": now,
-        "n_sampled": 0, "n_errors": 0, "summary": {},
+        "n_sampled": 0, "n_errors": 0,
     }
+    window = {"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat()}
+    record = RunRecord(run_id=run_id, job="shop", window=window, baseline={"name": "week", "window": window})
     segments = pl.DataFrame([
         {"run_id": run_id, "kind": k, "source": s, "n_population": 0, "n_sampled": 0, "n_items": 0, "n_errors": 0,
          "status": v.status, "drifted": v.drifted, "severity": v.severity}
         for (k, s), v in verdicts.items()
     ])
-    changes: dict[str, str] = {}
     with store.session(config.store.database) as con:
-        store.write_run(con, run, {"segments": segments},
-                        lambda c: changes.update(apply_alerts(c, config, run_id, start, planned, clean_segments(config, verdicts), now)))
+        store.write_run(con, run, record, {"segments": segments},
+                        lambda c: apply_alerts(c, config, run_id, start, planned, clean_segments(config, verdicts), now))
     deliver_pending(config.store.database, config)
-    return changes
+    return record.alert_changes
 
 
 def received(config, sink: str) -> list[tuple[str, str, str]]:

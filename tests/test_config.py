@@ -84,6 +84,18 @@ def test_bad_schedule_and_window(tmp_path):
     assert "[job] window: Value error, expected a duration such as '1d' or '12h', got '1w'" in message
 
 
+@pytest.mark.parametrize("schedule", ["61 3 * * *", "0 25 * * *", "0 3 32 * *"])
+def test_a_cron_line_the_scheduler_would_refuse_is_refused_by_validate(tmp_path, schedule):
+    message = error_of(tmp_path, MINIMAL.replace('name = "shop"', f'name = "shop"\nschedule = "{schedule}"'))
+    assert "[job] schedule: Value error, not a valid cron expression" in message
+
+
+def test_an_unknown_time_zone_is_refused(tmp_path):
+    message = error_of(tmp_path, MINIMAL.replace('name = "shop"', 'name = "shop"\ntimezone = "Mars/Olympus_Mons"'))
+    assert "[job] timezone: Value error, unknown time zone 'Mars/Olympus_Mons'" in message
+    assert load_job(write(tmp_path, MINIMAL.replace('name = "shop"', 'name = "shop"\ntimezone = "Europe/Paris"\nschedule = "30 2 * * mon-fri"')))
+
+
 def test_unreadable_job_files(tmp_path):
     with pytest.raises(ConfigError, match="job file not found"):
         load_job(tmp_path / "nope.toml")

@@ -30,6 +30,7 @@ def test_demo_drifted_day_pages_about_the_right_segments(demo_dir):
     drifted = summaries(folder)["2026-11-02"]
     paged = {(a["dedup_key"].split("/")[2], a["dedup_key"].split("/")[3]) for a in drifted["alerts"]}
     assert paged == {("image", "mobile_app"), ("document", "partner_invoices"), ("payload", "orders_api")}
+    assert len(drifted["alerts"]) == 3  # one incident per segment, its families inside
     segments = {(s["kind"], s["source"]): s for s in drifted["segments"]}
     for quiet in [("image", "support_chat"), ("document", "contracts"), ("payload", "weather_api"), ("payload", "search_tool")]:
         assert not segments[quiet]["drifted"], quiet

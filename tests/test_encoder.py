@@ -85,3 +85,23 @@ def test_the_bundled_text_model_is_checked_before_it_is_loaded(monkeypatch):
     monkeypatch.setattr(text, "BUNDLED_SHA256", "0" * 64)  # as if the package shipped other weights
     with pytest.raises(EmbedderError, match="not the published all-MiniLM-L6-v2 weights"):
         text.TextEncoder()
+
+
+def test_loading_the_encoders_leaves_the_processes_logging_and_environment_alone(tiny_clip, monkeypatch):
+    """`drift schedule` went quiet after its first job: the image encoder raised the root logger to
+    ERROR for good; the text encoder left Hugging Face's offline switches set for the whole process."""
+    import logging
+    import os
+
+    from drift.embed.text import OFFLINE_ENV, TextEncoder
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.INFO)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")
+    arch, _ = tiny_clip
+    ImageEncoder("drift-tiny", "untrained", seed=0, architecture=str(arch))
+    TextEncoder()
+    assert root.level == logging.INFO and not root.filters
+    assert "HF_HUB_OFFLINE" not in os.environ and os.environ["TRANSFORMERS_VERBOSITY"] == "info"
+    assert set(OFFLINE_ENV) >= {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}

@@ -103,6 +103,22 @@ def test_a_clean_older_day_run_late_does_not_resolve_a_newer_days_alerts(world):
     assert rows(config, "SELECT DISTINCT state FROM alerts") == [("open",)]
 
 
+def test_the_logs_extra_columns_are_kept_as_metadata(world):
+    """README: "anything else: kept as metadata". It was computed, then dropped before the store."""
+    root, job = world
+    day = BASE_DAY + timedelta(days=3)
+    log = write_day(root, day, seed=10)
+    import polars as pl
+
+    frame = pl.read_parquet(log)
+    frame.with_columns(pl.lit("acme").alias("tenant"), pl.int_range(pl.len()).alias("attempt")).write_parquet(log)
+    config, _ = build_baseline(job)
+    result = run_job(config, QUIET_DAY)
+    metas = rows(config, "SELECT meta->>'tenant', CAST(meta->>'attempt' AS INTEGER) FROM samples WHERE run_id = ? ORDER BY 2",
+                 [result.run_id])
+    assert metas and {m[0] for m in metas} == {"acme"} and metas[0][1] is not None
+
+
 def test_stage_timings_and_samples_are_stored(world):
     _, job = world
     config, _ = build_baseline(job)
@@ -289,7 +305,7 @@ def test_documents_new_template_and_scan_wave_are_named(tmp_path, tiny_clip):
         segment = next(s for s in summary["segments"] if s["kind"] == "document")
         assert segment["drifted"]
         for alert in summary["alerts"]:  # each target named once, though several methods found it
-            targets = alert["title"].split(" drift: ")[1].split(" (+")[0].split(", ")
+            targets = alert["title"].split("): ", 1)[1].split(" (+")[0].split(", ")
             assert len(targets) == len(set(targets)), alert["title"]
         return summary["run_id"], {(f["check"], f["target"]) for f in segment["findings"] if f["status"] == "drift"}
 

@@ -56,7 +56,12 @@ def test_report_command_renders_the_latest_run_in_every_format(world, tmp_path):
     _, job = world
     build_baseline(job)
     runner = CliRunner()
-    assert runner.invoke(app, ["run", str(job), "--day", f"{BASE_DAY + timedelta(days=4):%Y-%m-%d}", "--quiet"]).exit_code == 0
+    ran = runner.invoke(app, ["run", str(job), "--day", f"{BASE_DAY + timedelta(days=4):%Y-%m-%d}", "--json"])
+    assert ran.exit_code == 0
+    # One record of the run: what --json printed is what the store holds and every report reads.
+    stored = json.loads(runner.invoke(app, ["report", str(job), "latest", "--format", "json"]).stdout)
+    assert json.loads(ran.stdout) == stored
+    assert stored["alert_changes"] and {s["stage"] for s in stored["stages"]} >= {"sample", "compare", "store", "deliver"}
     page = runner.invoke(app, ["report", str(job), "latest"])
     assert page.exit_code == 0 and page.stdout.startswith("<!doctype html>") and "$.total type" in page.stdout
     summary = json.loads(runner.invoke(app, ["report", str(job), "latest", "--format", "json"]).stdout)

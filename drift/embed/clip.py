@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,20 @@ def source_of(pretrained: str) -> str:
     if Path(pretrained).suffix or "/" in pretrained:
         return "checkpoint"
     return "hub"
+
+
+@contextmanager
+def _root_warnings_muted():
+    root = logging.getLogger()
+
+    def below_error(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    root.addFilter(below_error)
+    try:
+        yield
+    finally:
+        root.removeFilter(below_error)
 
 
 class ImageEncoder:
@@ -62,10 +77,10 @@ class ImageEncoder:
                 f"[image] model {model_name!r} is not an open_clip model; for example 'ViT-B-32' or 'RN50'"
             )
         torch.set_num_threads(threads or os.cpu_count() or 1)
-        # open_clip logs a warning for random weights; we say so ourselves, in every report.
-        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
         if self.source == "untrained":
-            with torch.random.fork_rng(devices=[]):
+            # open_clip warns about random weights on the root logger; we say so ourselves, in every
+            # report. Only that call is filtered: the process's logging is not ours to change.
+            with torch.random.fork_rng(devices=[]), _root_warnings_muted():
                 torch.manual_seed(seed)
                 model = open_clip.create_model(model_name, pretrained=None)
         elif self.source == "checkpoint":

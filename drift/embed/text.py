@@ -13,6 +13,7 @@ must not wait on network timeouts, and a machine that can must not fetch anythin
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,28 @@ BUNDLED = "all-MiniLM-L6-v2"
 BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
-def _offline() -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # we fork worker processes
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+}
+
+
+@contextmanager
+def _offline():
+    """Hugging Face's offline switches while the model loads, and the process's environment as it
+    was afterwards: a notebook or a program that imports drift keeps its own settings."""
+    before = {key: os.environ.get(key) for key in OFFLINE_ENV}
+    os.environ.update(OFFLINE_ENV)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _model_folder(model: str) -> tuple[Path, str]:
@@ -62,22 +79,23 @@ def _model_folder(model: str) -> tuple[Path, str]:
 
 class TextEncoder:
     def __init__(self, model: str = BUNDLED, text_chars: int = 2000, threads: int | None = None):
-        _offline()
-        import torch
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
         folder, self.source = _model_folder(model)
-        torch.set_num_threads(threads or os.cpu_count() or 1)
-        try:
-            self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        except Exception as exc:  # noqa: BLE001 - transformers raises many kinds on a bad folder
-            raise EmbedderError(
-                f"[document] cannot load text model {model!r} from {folder}: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
-            ) from None
+        with _offline():
+            import torch
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            # transformers' own switches (its loggers and its "Loading weights" bars), not the process's
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+            try:
+                self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+            except Exception as exc:  # noqa: BLE001 - transformers raises many kinds on a bad folder
+                raise EmbedderError(
+                    f"[document] cannot load text model {model!r} from {folder}: {type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                ) from None
         self.model.eval()
         self.name = model if self.source == "bundled" else folder.name
         self.text_chars = text_chars

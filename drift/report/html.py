@@ -10,7 +10,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .render import SHOWN_STATUSES, encoder_line, number, states
+from ..record import SHOWN_STATUSES
+from .render import encoder_line, number, states
 
 CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -82,6 +83,15 @@ def html(summary: dict[str, Any]) -> str:
                 f"<td class='n'>{number(f['effect_size'])}</td><td class='n'>{number(f['effect_threshold'])}</td>"
                 f"<td>{esc(was)}</td><td>{esc(now)}</td><td><code>{examples}</code></td></tr>"
             )
+        parts.append("</table>")
+    if summary.get("internal_errors"):
+        parts.append(
+            f"<h2>Inputs drift's own code failed on</h2><p>{len(summary['internal_errors'])} input(s) met a bug in drift, not "
+            "a problem with the input; they are left out of the error-rate checks. Please report it with the traceback "
+            "in summary.json.</p><table><tr><th>segment</th><th>input</th><th>error</th></tr>"
+        )
+        parts += [f"<tr><td>{esc(e['kind'])}/{esc(e['source'])}</td><td>{esc(e['input_id'])}</td><td>{esc(e['message'])}</td></tr>"
+                  for e in summary["internal_errors"][:20]]
         parts.append("</table>")
     if summary.get("log_rejects"):
         parts.append("<h2>Log rows that broke the contract</h2><table><tr><th>reason</th><th>rows</th><th>examples</th></tr>")

@@ -1,8 +1,4 @@
-"""The run summary (the shape `drift run --json` prints) and the Markdown report beside it.
-
-The summary lists a segment's findings that matter to a reader: drift, small effects, and checks
-that had too little data. Every check, including the quiet ones, is in the `findings` table.
-"""
+"""Reports of a stored run (its record, drift.record): Markdown here, HTML in html.py, JSON."""
 
 from __future__ import annotations
 
@@ -11,54 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..stats.verdict import error_control
 
-SHOWN_STATUSES = ("drift", "small_effect", "not_enough_data")
 SEVERITY_MARK = {"none": "ok", "info": "info", "warning": "WARNING", "critical": "CRITICAL"}
-
-
-def summary(*, run_id, config, window, verdicts, analysis, alerts, baseline, embedder) -> dict[str, Any]:
-    segments = []
-    for (kind, source), verdict in sorted(verdicts.items()):
-        data = analysis.segments.get((kind, source))
-        findings = [f.as_dict() for f in verdict.findings if f.status in SHOWN_STATUSES]
-        findings.sort(key=lambda f: (f["status"] != "drift", -(f["effect_size"] or 0)))
-        segments.append(
-            {
-                "kind": kind,
-                "source": source,
-                "status": verdict.status,
-                "n_population": data.n_population if data else 0,
-                "n_sampled": data.n_sampled if data else 0,
-                "n_errors": sum(data.error_counts().values()) if data else 0,
-                "errors": data.error_counts() if data else {},
-                "n_internal": len(data.internal_errors) if data else 0,
-                "n_checks": len(verdict.findings),
-                "drifted": verdict.drifted,
-                "severity": verdict.severity,
-                "findings": findings,
-            }
-        )
-    return {
-        "run_id": run_id,
-        "job": config.name,
-        "window": window.as_dict(),
-        "status": "completed",
-        "baseline": {"name": baseline.name, "window": baseline.manifest["window"], "dir": str(baseline.path)},
-        "encoder": embedder,
-        "log_rejects": analysis.sample.rejects.to_dicts(),
-        # the false-page rate per night this run's policy implies for its width
-        # (the segments compared with a baseline, as the pipeline gives decide())
-        "error_control": error_control(config.policy, sum(v.status not in ("no_baseline", "absent") for v in verdicts.values())),
-        "segments": segments,
-        "alerts": [{"severity": a.severity, "dedup_key": a.dedup_key, "title": a.title} for a in alerts],
-        # drift's own failures on some inputs: bugs to report, left out of every error rate
-        "internal_errors": [
-            {"kind": d.kind, "source": d.source, "input_id": e.input_id, "message": e.message, "traceback": e.traceback}
-            for d in analysis.segments.values()
-            for e in d.internal_errors
-        ],
-    }
 
 
 _UNSAFE = re.compile(r"([\\`*_{}\[\]<>|#])")
@@ -199,18 +149,13 @@ def write_reports(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
 def load_summary(database: Path, job: str, run: str) -> dict[str, Any]:
     """A stored run's summary: `run` is a run id, or `latest` (the most recent window)."""
     from ..errors import DriftError
-    from ..store import connect_reader
+    from ..store import connect_reader, load_run
 
     con = connect_reader(database)
     try:
-        if run == "latest":
-            row = con.execute(
-                "SELECT summary FROM runs WHERE job = ? ORDER BY window_start DESC, finished_at DESC LIMIT 1", [job]
-            ).fetchone()
-        else:
-            row = con.execute("SELECT summary FROM runs WHERE job = ? AND run_id = ?", [job, run]).fetchone()
+        record = load_run(con, job, run)
     finally:
         con.close()
-    if row is None:
+    if record is None:
         raise DriftError(f"no run {run!r} of job {job!r} in {database}" + ("" if run == "latest" else "; try `latest`"))
-    return json.loads(row[0])
+    return record.as_dict()

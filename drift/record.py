@@ -1,0 +1,168 @@
+"""The record of a run: what `drift run --json`, `drift report` and the notebooks read.
+
+The verdict produces one RunRecord; store.write_run writes it once, in the run's transaction, as
+`runs.summary`; store.load_run reads it back, with the stages and the delivery of its messages from
+their own tables (they finish after the commit). Reports are rendered from the loaded record, so
+what a report shows is what the store holds. Validating on load keeps readers honest about the
+shape: a record this code cannot read fails with its field's name, not deep in a template.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+SHOWN_STATUSES = ("drift", "small_effect", "not_enough_data")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Window(_Record):
+    start: str
+    end: str
+
+
+class BaselineRef(_Record):
+    name: str
+    window: Window
+    dir: str | None = None
+
+
+class Finding(_Record):
+    check: str
+    target: str
+    method: str
+    statistic: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    effect_size: float | None = None
+    effect_threshold: float | None = None
+    n_ref: int
+    n_cur: int
+    status: str
+    severity: str
+    detail: dict[str, Any] = {}
+
+
+class Segment(_Record):
+    kind: str
+    source: str
+    status: str
+    n_population: int = 0
+    n_sampled: int = 0
+    n_errors: int = 0
+    errors: dict[str, int] = {}
+    n_internal: int = 0
+    n_checks: int = 0
+    drifted: bool = False
+    severity: str = "none"
+    findings: list[Finding] = []
+
+
+class Alert(_Record):
+    severity: str
+    dedup_key: str
+    title: str
+
+
+class InternalError(_Record):
+    kind: str
+    source: str
+    input_id: str
+    message: str
+    traceback: str | None = None
+
+
+class LogReject(_Record):
+    reason: str
+    n_rows: int
+    examples: str | None = None
+
+
+class Stage(_Record):
+    stage: str
+    seconds: float
+    items: int
+    cpu_seconds: float
+    peak_rss_mb: float
+
+
+class RunRecord(_Record):
+    run_id: str
+    job: str
+    window: Window
+    status: str = "completed"
+    baseline: BaselineRef
+    encoder: dict[str, Any] | None = None
+    log_rejects: list[LogReject] = []
+    error_control: dict[str, Any] | None = None
+    segments: list[Segment] = []
+    alerts: list[Alert] = []
+    internal_errors: list[InternalError] = []
+    # What the run's transaction did to alerts: dedup_key -> opened, escalated, updated, resolved.
+    alert_changes: dict[str, str] = {}
+    # Filled by store.load_run from their own tables, never stored in runs.summary.
+    stages: list[Stage] = []
+    delivery: dict[str, int] = {}
+
+    def stored(self) -> str:
+        """The JSON written to runs.summary: the record without what finishes after the commit."""
+        return self.model_dump_json(exclude={"stages", "delivery"})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plain shape reports and `--json` print (documented in README and docs/schema.md)."""
+        return self.model_dump(mode="json")
+
+
+def build(*, run_id, config, window, verdicts, analysis, alerts, baseline, embedder) -> RunRecord:
+    """The run's record, from its verdicts. A segment's findings in it are those that matter to a
+    reader (SHOWN_STATUSES); every check, the quiet ones too, is in the `findings` table."""
+    from .stats.verdict import error_control
+
+    segments = []
+    for (kind, source), verdict in sorted(verdicts.items()):
+        data = analysis.segments.get((kind, source))
+        findings = [f.as_dict() for f in verdict.findings if f.status in SHOWN_STATUSES]
+        findings.sort(key=lambda f: (f["status"] != "drift", -(f["effect_size"] or 0)))
+        segments.append(
+            {
+                "kind": kind,
+                "source": source,
+                "status": verdict.status,
+                "n_population": data.n_population if data else 0,
+                "n_sampled": data.n_sampled if data else 0,
+                "n_errors": sum(data.error_counts().values()) if data else 0,
+                "errors": data.error_counts() if data else {},
+                "n_internal": len(data.internal_errors) if data else 0,
+                "n_checks": len(verdict.findings),
+                "drifted": verdict.drifted,
+                "severity": verdict.severity,
+                "findings": findings,
+            }
+        )
+    record = {
+        "run_id": run_id,
+        "job": config.name,
+        "window": window.as_dict(),
+        "status": "completed",
+        "baseline": {"name": baseline.name, "window": baseline.manifest["window"], "dir": str(baseline.path)},
+        "encoder": embedder,
+        "log_rejects": analysis.sample.rejects.to_dicts(),
+        # the false-page rate per night this run's policy implies for its width
+        # (the segments compared with a baseline, as the pipeline gives decide())
+        "error_control": error_control(config.policy, sum(v.status not in ("no_baseline", "absent") for v in verdicts.values())),
+        "segments": segments,
+        "alerts": [{"severity": a.severity, "dedup_key": a.dedup_key, "title": a.title} for a in alerts],
+        # drift's own failures on some inputs: bugs to report, left out of every error rate
+        "internal_errors": [
+            {"kind": d.kind, "source": d.source, "input_id": e.input_id, "message": e.message, "traceback": e.traceback}
+            for d in analysis.segments.values()
+            for e in d.internal_errors
+        ],
+    }
+    # Through JSON once: numbers from numpy and dates in findings' details become plain values.
+    return RunRecord.model_validate(json.loads(json.dumps(record, default=str)))
