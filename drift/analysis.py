@@ -36,11 +36,13 @@ Segment = tuple[str, str]  # (kind, source)
 log = logging.getLogger(__name__)
 
 
-def code_version() -> str:
-    """The package version plus a hash of its source, so a baseline records exactly which code made it."""
+def code_version(package: Path | None = None) -> str:
+    """The package version plus a hash of its source, so a baseline records exactly which code made it:
+    the Python modules, the compiled walker's Cython source and the demo's job file, each with its path."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        digest.update(path.read_bytes())
+    package = package or Path(__file__).parent
+    for path in sorted(p for pattern in ("*.py", "*.pyx", "*.toml") for p in package.rglob(pattern)):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
     return f"{__version__}+src.{digest.hexdigest()[:10]}"
 
 

@@ -328,5 +328,19 @@ def load_job(path: str | Path) -> JobConfig:
     return config
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def pretrained_source(value: str) -> str:
+    """What `[image] pretrained` names, the one rule the config and the encoder share: 'untrained',
+    a 'checkpoint' file (a path, or a weights file name), or an open_clip 'hub' tag ("laion2b_s34b_b79k",
+    "v1.0": a dot in a tag is not a file suffix)."""
+    if value == "untrained":
+        return "untrained"
+    if "/" in value or value.endswith(CHECKPOINT_SUFFIXES):
+        return "checkpoint"
+    return "hub"
+
+
 def _looks_like_path(value: str) -> bool:
-    return "/" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))
+    return pretrained_source(value) == "checkpoint"

@@ -148,7 +148,8 @@ def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: 
 
 def _long_descriptors(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per (input, descriptor): numbers in `value`, categories in `label`."""
-    numeric = [c for c in frame.columns if c != "input_id" and frame[c].dtype.is_numeric()]
+    # as the comparison sees them (stats.compare.NUMERIC_DTYPES): a yes/no descriptor is a 0/1 number
+    numeric = [c for c in frame.columns if c != "input_id" and (frame[c].dtype.is_numeric() or frame[c].dtype == pl.Boolean)]
     labels = [c for c in frame.columns if c != "input_id" and c not in numeric]
     parts = []
     if numeric:

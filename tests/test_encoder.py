@@ -105,3 +105,18 @@ def test_loading_the_encoders_leaves_the_processes_logging_and_environment_alone
     assert root.level == logging.INFO and not root.filters
     assert "HF_HUB_OFFLINE" not in os.environ and os.environ["TRANSFORMERS_VERBOSITY"] == "info"
     assert set(OFFLINE_ENV) >= {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}
+
+
+def test_pretrained_is_read_one_way_by_the_config_and_the_encoder(tmp_path):
+    """"v1.0" was a hub tag to the config and a checkpoint path to the encoder."""
+    from drift.config import load_job
+    from drift.embed.clip import source_of
+
+    job = tmp_path / "job.toml"
+    base = '[job]\nname = "s"\n[inputs]\nlog = "l/*.parquet"\nroots = ["d"]\n[baseline]\nname = "b"\n[image]\n'
+    for value, source in [("v1.0", "hub"), ("laion2b_s34b_b79k", "hub"), ("clip.pt", "checkpoint"), ("w/clip.bin", "checkpoint"),
+                          ("untrained", "untrained")]:
+        job.write_text(base + f'pretrained = "{value}"\n')
+        config = load_job(job)
+        assert source_of(config.image.pretrained) == source, value
+        assert (config.image.pretrained == value) == (source != "checkpoint"), value  # only files are resolved

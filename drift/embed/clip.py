@@ -26,11 +26,9 @@ UNTRAINED = "untrained"
 
 
 def source_of(pretrained: str) -> str:
-    if pretrained == UNTRAINED:
-        return "untrained"
-    if Path(pretrained).suffix or "/" in pretrained:
-        return "checkpoint"
-    return "hub"
+    from ..config import pretrained_source
+
+    return pretrained_source(pretrained)
 
 
 @contextmanager

@@ -29,6 +29,7 @@ gives a uniform sample.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -60,13 +61,29 @@ def _pivot_counts(long: pl.DataFrame, column: str, labels: tuple[str, ...], pref
     )
 
 
+def _stable_hash(column: pl.Series) -> np.ndarray:
+    """A 64-bit hash of each string that no library upgrade changes (polars' own hash may change
+    between versions, and with it which values a window samples): blake2b of each distinct value."""
+    distinct = column.unique()
+    digests = [int.from_bytes(hashlib.blake2b(f"{_SEED}:{v}".encode(), digest_size=8).digest(), "little") for v in distinct]
+    return column.replace_strict(distinct, pl.Series(digests, dtype=pl.UInt64), return_dtype=pl.UInt64).to_numpy()
+
+
+def _mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One well-spread 64-bit value from two (splitmix64's finaliser over a combination of both)."""
+    with np.errstate(over="ignore"):
+        z = a ^ (b * np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 def _bottom_k(long: pl.DataFrame, name: str) -> pl.DataFrame:
     """Per path: the SAMPLE_K values with the smallest priority, and how many there were."""
     if long.height == 0:
         return pl.DataFrame(schema={"path": pl.Utf8, f"{name}_p": pl.List(pl.UInt64), f"{name}_v": pl.List(pl.Float64), f"{name}_n": pl.Int64})
-    keyed = long.with_columns(
-        pl.struct(pl.col("input_id"), pl.col("path")).hash(_SEED).alias("p")  # one value per document and path
-    )
+    # one priority per document and path, the same on every machine and library version
+    keyed = long.with_columns(pl.Series("p", _mix(_stable_hash(long["input_id"]), _stable_hash(long["path"])), dtype=pl.UInt64))
     return keyed.sort("p").group_by("path").agg(
         pl.col("p").head(SAMPLE_K).alias(f"{name}_p"),
         pl.col("value").cast(pl.Float64).head(SAMPLE_K).alias(f"{name}_v"),
