@@ -2,9 +2,15 @@
 
 `drift schedule jobs/` runs each job file's cron schedule (in the job's timezone, UTC unless it
 says otherwise). One instance of a job runs at a time (APScheduler's max_instances, and the
-store's writer lock across processes); missed fire times are coalesced into one run; SIGTERM and
-SIGINT stop the scheduler after the running job has finished. Job files are re-read at every run,
-so an edit takes effect at the next fire time without a restart.
+store's writer lock across processes). SIGTERM and SIGINT stop the scheduler after the running job
+has finished.
+
+APScheduler's in-memory store knows nothing of the time before the daemon started, so two things
+are ours: fire times missed while the daemon was down (or while a run overran) are coalesced into
+one run at start-up, decided from the store (no completed run since the job's last fire time);
+and the folder is read again every RESCAN_S seconds, so a new job file is scheduled, a removed one
+unscheduled and an edited schedule or time zone takes effect, without a restart. Each run reads
+its job file afresh.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ log = logging.getLogger("drift.schedule")
 
 # A job whose last fire time is older than this and has no run since counts as late.
 DEFAULT_GRACE = timedelta(hours=2)
+RESCAN_S = 60.0
 
 
 def job_files(folder: Path) -> list[Path]:
@@ -66,7 +73,7 @@ def run_scheduled(path: Path, runner: Callable | None = None) -> None:
         log.error("%s: %s", path, exc)
 
 
-def serve(folder: Path, *, blocking: bool = True, runner: Callable | None = None):
+def serve(folder: Path, *, blocking: bool = True, runner: Callable | None = None, rescan_s: float = RESCAN_S):
     """Start the scheduler for every job file in `folder`; returns it when not blocking (tests)."""
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -82,11 +89,41 @@ def serve(folder: Path, *, blocking: bool = True, runner: Callable | None = None
     if blocking:  # before anything else, so that a signal during start-up is handled too
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-    for path in job_files(folder):
-        config = load_job(path)
+    known: dict[Path, tuple[str, str, str]] = {}  # job file -> (job id, schedule, time zone)
+    sync_jobs(scheduler, folder, known, runner, catch_up=True)
+    scheduler.add_job(sync_jobs, "interval", seconds=rescan_s, args=[scheduler, folder, known, runner],
+                      id="drift:rescan", name=f"re-read {folder}", max_instances=1, coalesce=True)
+    scheduler.start()
+    return scheduler
+
+
+def sync_jobs(scheduler, folder: Path, known: dict, runner: Callable | None, catch_up: bool = False) -> None:
+    """Make the scheduler's jobs match the job files in `folder`: add new ones, drop removed ones,
+    reschedule edited ones. At start-up (`catch_up`), a job that missed a fire time runs once now."""
+    try:
+        paths = set(job_files(folder))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        paths = set()
+    for path in sorted(set(known) - paths):
+        job_id, _, _ = known.pop(path)
+        scheduler.remove_job(job_id)
+        log.info("unscheduled %s: %s is gone", job_id, path)
+    for path in sorted(paths):
+        try:
+            config = load_job(path)
+            cron = trigger(config)
+        except DriftError as exc:  # a broken edit keeps the job's last good schedule
+            log.error("%s", exc)
+            continue
+        wanted = (config.name, config.job.schedule, config.job.timezone)
+        if known.get(path) == wanted:
+            continue
+        if path in known:
+            scheduler.remove_job(known[path][0])
         scheduler.add_job(
             run_scheduled,
-            trigger(config),
+            cron,
             args=[path, runner],
             id=config.name,
             name=f"drift run {path}",
@@ -95,9 +132,19 @@ def serve(folder: Path, *, blocking: bool = True, runner: Callable | None = None
             misfire_grace_time=6 * 3600,
             replace_existing=True,
         )
+        known[path] = wanted
         log.info("scheduled %s: %s (%s)", config.name, config.job.schedule, config.job.timezone)
-    scheduler.start()
-    return scheduler
+        if catch_up and missed_a_run(path):
+            scheduler.add_job(run_scheduled, args=[path, runner], id=f"{config.name}:catch-up",
+                              name=f"drift run {path} (missed while the daemon was down)", max_instances=1)
+            log.info("%s missed its last fire time while the daemon was down: running it now", config.name)
+
+
+def missed_a_run(path: Path) -> bool:
+    """Did the job's last fire time pass with no completed run since (a daemon that was down)?
+    A job that has never run has missed nothing: its first run is at its next fire time."""
+    status = job_status(path, grace=timedelta(0))
+    return status.due_since is not None and status.last_finished is not None and status.last_finished < status.due_since
 
 
 def days(start: date, end: date) -> list[str]:

@@ -26,10 +26,20 @@ PHOTOS, ORDERS, INVOICES = ("image", "photos"), ("payload", "orders"), ("documen
 
 
 @pytest.fixture
-def config(tmp_path):
+def receiver(monkeypatch):
+    from .test_alerts import Receiver
+
+    server = Receiver()
+    monkeypatch.setenv("DRIFT_TEST_PD_KEY", "routing-key")
+    yield server
+    server.server.shutdown()
+
+
+@pytest.fixture
+def config(tmp_path, receiver):
     job = tmp_path / "job.toml"
     job.write_text(
-        """
+        f"""
 [job]
 name = "shop"
 [inputs]
@@ -46,6 +56,13 @@ name = "pager"
 type = "file"
 path = "pager.jsonl"
 min_severity = "critical"
+[[alerts.sinks]]
+name = "pagerduty"
+type = "pagerduty"
+routing_key_env = "DRIFT_TEST_PD_KEY"
+url = "{receiver.url}/pagerduty"
+min_severity = "critical"
+timeout_s = 2
 """
     )
     return load_job(job)
@@ -115,7 +132,7 @@ def test_a_segment_is_one_incident_whatever_families_moved(config):
     assert received(config, "everything") == [("orders", "trigger", "critical")]
 
 
-def test_escalation_is_sent_again_and_reaches_a_sink_that_takes_only_critical(config):
+def test_escalation_is_sent_again_and_reaches_a_sink_that_takes_only_critical(config, receiver):
     night(config, 0, {ORDERS: "warning"})
     assert received(config, "everything") == [("orders", "trigger", "warning")] and received(config, "pager") == []
     assert night(config, 1, {ORDERS: "critical"}) == {"drift/shop/payload/orders": "escalated"}
@@ -127,6 +144,11 @@ def test_escalation_is_sent_again_and_reaches_a_sink_that_takes_only_critical(co
     # Resolved: both sinks that heard the trigger hear the resolve.
     assert night(config, 3, {ORDERS: "clean"}) == {"drift/shop/payload/orders": "resolved"}
     assert received(config, "everything")[-1][1] == received(config, "pager")[-1][1] == "resolve"
+    # PagerDuty (a real HTTP server on loopback) heard nothing of the warning, the escalation as a
+    # critical trigger, and the resolve; one incident, one dedup key.
+    events = [json.loads(r["body"]) for r in receiver.ok("/pagerduty")]
+    assert [(e["event_action"], e.get("payload", {}).get("severity")) for e in events] == [("trigger", "critical"), ("resolve", None)]
+    assert {e["dedup_key"] for e in events} == {"drift/shop/payload/orders"}
 
 
 def test_a_window_that_could_not_test_the_segment_does_not_resolve_it(config):

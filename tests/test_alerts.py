@@ -240,8 +240,12 @@ def test_a_kill_mid_delivery_loses_nothing(alert_world):
 
 def test_secrets_never_reach_the_store_or_the_reports(alert_world):
     config, receiver, _ = alert_world
-    receiver.plan["/webhook"] = ["fail"] * 4
+    # Every sink with a secret fails, so that each failure's message is recorded: the Slack URL is
+    # itself the secret, the PagerDuty routing key goes in the body, the HMAC key signs it.
+    for path in ("/webhook", "/slack", "/pagerduty"):
+        receiver.plan[path] = ["fail"] * 4
     result = run_job(config, DRIFT_DAY)
+    assert result.delivery["pending"] >= 3
     con = duckdb.connect(str(config.store.database), read_only=True)
     dump = json.dumps([con.execute(f"SELECT * FROM {t}").fetchall() for t in ("runs", "alerts", "outbox", "deliveries")], default=str)
     con.close()

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from drift.cli import app
 from drift.config import load_job
 from drift.schedule import job_status, last_fire_time, serve
+from drift.store import connect_writer
 
 from .test_pipeline import build_baseline
 
@@ -65,7 +66,7 @@ def test_scheduler_registers_each_job_once_with_coalescing(world, tmp_path):
     (folder / "ignored.example.toml").write_text("not even toml [")
     scheduler = serve(folder, blocking=False, runner=lambda config, day: None)
     try:
-        jobs = {j.id: j for j in scheduler.get_jobs()}
+        jobs = {j.id: j for j in scheduler.get_jobs() if j.id != "drift:rescan"}
         assert set(jobs) == {"a", "b"}
         assert all(j.max_instances == 1 and j.coalesce for j in jobs.values())
         assert jobs["a"].next_run_time.hour == 4 and jobs["a"].next_run_time.minute == 0
@@ -84,3 +85,65 @@ def test_schedule_daemon_stops_cleanly_on_sigterm(world, tmp_path):
             break
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=30) == 0, "".join(lines) + daemon.stderr.read()
+
+
+def test_a_fire_time_missed_while_the_daemon_was_down_runs_once_at_start(world, tmp_path):
+    """APScheduler's memory store computes the next run from now: without our catch-up, the night
+    the daemon was down for is simply skipped."""
+    from drift.config import load_job
+
+    _, job = world
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    path = folder / "t.toml"
+    path.write_text(job.read_text().replace('name = "t"', 'name = "t"\nschedule = "0 3 * * *"'))
+    config = load_job(path)
+    con = connect_writer(config.store.database)  # the job ran, and last finished three days ago
+    then = datetime.now(timezone.utc) - timedelta(days=3)
+    con.execute(
+        "INSERT INTO runs VALUES ('t-1', 't', ?, ?, 'completed', false, 'none', 'ref', NULL, 'x', ?, ?, 10, 0, '{}')",
+        [then - timedelta(days=1), then, then, then],
+    )
+    con.close()
+    calls = []
+    scheduler = serve(folder, blocking=False, runner=lambda config, day: calls.append(config.name))
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not calls:
+            time.sleep(0.1)
+        time.sleep(1)
+        assert calls == ["t"]
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def test_new_removed_and_edited_job_files_are_picked_up_without_a_restart(world, tmp_path):
+    _, job = world
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "a.toml").write_text(job.read_text().replace('name = "t"', 'name = "a"\nschedule = "0 4 * * *"'))
+    scheduler = serve(folder, blocking=False, runner=lambda config, day: None, rescan_s=0.3)
+
+    def jobs():
+        return {j.id: j for j in scheduler.get_jobs() if j.id != "drift:rescan"}
+
+    def eventually(check):
+        deadline = time.time() + 20
+        while time.time() < deadline and not check():
+            time.sleep(0.1)
+        return check()
+
+    try:
+        assert set(jobs()) == {"a"}
+        (folder / "b.toml").write_text(job.read_text().replace('name = "t"', 'name = "b"'))
+        assert eventually(lambda: set(jobs()) == {"a", "b"})
+        (folder / "a.toml").write_text(job.read_text().replace('name = "t"', 'name = "a"\nschedule = "30 5 * * *"'))
+        assert eventually(lambda: "a" in jobs() and jobs()["a"].next_run_time.hour == 5)
+        assert jobs()["a"].next_run_time.minute == 30
+        (folder / "b.toml").write_text("[job\nbroken")  # a broken edit keeps the last good schedule
+        time.sleep(1)
+        assert set(jobs()) == {"a", "b"}
+        (folder / "b.toml").unlink()
+        assert eventually(lambda: set(jobs()) == {"a"})
+    finally:
+        scheduler.shutdown(wait=False)
