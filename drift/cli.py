@@ -1,8 +1,10 @@
 """The `drift` command. Thin: it parses, calls the library, prints.
 
 Exit codes: 0 the command completed (whatever drift it found); 1 it could not run, with a one-line
-reason on stderr; 2 the command line itself was wrong; 3 it completed, but drift's own code failed
-on some inputs (category `internal`, tracebacks on stderr): a bug to report, not bad input.
+reason on stderr; 2 the command line itself was wrong; 3 a bug in drift: either the command
+completed but drift's own code failed on some inputs (category `internal`), or the command itself
+stopped on an exception drift did not expect. Either way the traceback is on stderr, with a last
+line saying so: report it.
 """
 
 from __future__ import annotations
@@ -364,3 +366,24 @@ def demo(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+def main() -> None:
+    """The `drift` command: errors we understand are one line (exit 1); an exception we did not
+    expect is a bug, shown with its traceback and a last line that says so (exit INTERNAL_EXIT)."""
+    import traceback
+
+    try:
+        code = app(prog_name="drift", standalone_mode=False)
+    except typer.TyperException as exc:  # the command line was wrong: usage, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("drift: interrupted", markup=False, highlight=False)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: say that it is ours
+        traceback.print_exc()
+        err.print(f"drift: error: internal error, a bug in drift ({type(exc).__name__}: {exc}); "
+                  "please report it with the traceback above", markup=False, highlight=False)
+        sys.exit(INTERNAL_EXIT)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -106,3 +106,26 @@ def test_fingerprint_exports_mergeable_fingerprints_and_a_union_schema(world, tm
     assert both["docs"] == 80 and both["t_string"] == 20 and both["f_numeric"] == 20
     missing = runner.invoke(app, ["fingerprint", str(job), "--day", "2026-03-04", "--out", str(tmp_path / "x"), "--source", "nope", "-q"])
     assert missing.exit_code == 1 and "no payloads of source 'nope'" in missing.stderr
+
+
+def test_an_exception_we_did_not_expect_is_a_bug_with_its_traceback_and_exit_3(tmp_path):
+    """Errors drift understands are one line (exit 1); anything else is ours: traceback, then a last
+    line that says it is a bug (exit 3), never dressed up as a one-line user error."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, drift.cli as cli, drift.config as config\n"
+        "def broken(path):\n"
+        "    return {}['a key our code forgot']\n"
+        "config.load_job = broken\n"
+        f"sys.argv = ['drift', 'validate', {str(tmp_path / 'job.toml')!r}]\n"
+        "cli.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert "Traceback (most recent call last)" in done.stderr and "in broken" in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("drift: error: internal error, a bug in drift (KeyError: 'a key our code forgot')")
+    usage = subprocess.run([sys.executable, "-m", "drift", "run"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "Missing argument 'job'" in usage.stderr and "Traceback" not in usage.stderr
