@@ -105,12 +105,22 @@ def test_unreadable_job_files(tmp_path):
         load_job(tmp_path)
 
 
-def test_shipped_job_files_are_valid(monkeypatch, tmp_path):
-    monkeypatch.setenv("DRIFT_WEBHOOK_SECRET", "s")
+def test_shipped_job_files_are_valid_and_name_the_secrets_their_sinks_read(monkeypatch, tmp_path):
+    from drift.alerts.sinks import build_sink
+
     demo = load_job(ROOT / "jobs" / "demo.toml")
     assert demo.baseline.dir == (ROOT / "baselines").resolve()
     nightly = load_job(ROOT / "jobs" / "nightly.example.toml")
-    assert nightly.alerts.sinks
+    variables = sorted({v for s in nightly.alerts.sinks for k, v in s.model_dump().items() if k.endswith("_env") and v})
+    assert "DRIFT_WEBHOOK_SECRET" in variables and "DRIFT_SLACK_WEBHOOK_URL" in variables
+    # Each sink reads exactly the variables the example names: with them set every sink builds,
+    # and without the first one the error names it.
+    for name in variables:
+        monkeypatch.setenv(name, "https://hooks.example.com/secret" if "URL" in name else "s")
+    assert [type(build_sink(s)).__name__ for s in nightly.alerts.sinks]
+    monkeypatch.delenv(variables[0])
+    with pytest.raises(ConfigError, match=variables[0]):
+        [build_sink(s) for s in nightly.alerts.sinks]
 
 
 def test_repository_demo_job_matches_the_packaged_one():

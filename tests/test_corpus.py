@@ -21,8 +21,9 @@ LIMITS = {
     "document": {"max_bytes": 50_000_000, "max_pages": 500, "text_chars": 2000, "page_size": 224},
     "payload": {"max_bytes": 10_000_000, "max_depth": 64, "max_array": 100_000},
 }
-# Categories that mean "we could not say what was wrong": none of the corpus may end there.
-VAGUE = {"unreadable", "crashed"}
+# Categories that mean "we could not say what was wrong", or that our own code failed (internal):
+# none of the corpus may end there.
+VAGUE = {"unreadable", "crashed", "internal"}
 
 
 def outcomes(folder: str, kind: str) -> dict[str, str]:

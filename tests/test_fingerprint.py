@@ -12,7 +12,6 @@ import pytest
 
 from drift.fingerprint import summary
 from drift.fingerprint.changes import structure_checks
-from drift.fingerprint.schema import union_schema
 from drift.fingerprint.walk import observe, string_format
 from drift.kinds.payload import PayloadFeaturizer, open_payload
 from drift.stats.verdict import decide
@@ -232,8 +231,14 @@ def test_new_enum_values_nulls_and_key_patterns_are_breaking():
     assert keys[("schema_breaking", "$.price_history key pattern")].result.detail["new"].startswith("uuid keys")
 
 
-def test_union_schema_export():
-    schema = union_schema(window(1, 50))
+def test_the_union_schema_drift_fingerprint_writes_is_the_windows():
+    """The schema the payload featurizer builds for `drift fingerprint` (test_cli checks the files)."""
+    import json
+
+    featurizer = PayloadFeaturizer(keep_schema=True)
+    for i, doc in enumerate(window(1, 50)):
+        featurizer.add(f"w-{i:04d}", open_payload(orjson.dumps(doc), {**LIMITS, "keep_document": True}))
+    schema = json.loads(featurizer.finish().tables["schema"]["schema"][0])
     assert schema["type"] == "object" and "status" in schema["properties"]
     assert set(schema["required"]) >= {"product_id", "status", "offers"} and "promo" not in schema["required"]
 
