@@ -1,0 +1,91 @@
+"""Small pictures of inputs for people (the investigation notebook, reports), made safely.
+
+The inputs are untrusted: a decompression bomb or a hostile PDF must not run in an analyst's
+kernel. Each picture is made in an isolated worker (drift.isolation: time and memory limits, the
+job's size and pixel limits, the same decoders the job uses) and comes back as a small PNG,
+re-encoded: the raw file never leaves the worker.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from ..isolation import Task, open_all
+from ..kinds.base import InputError, InputProblem, read_limited
+
+SIZE = 256
+
+
+def default_limits(kind: str) -> dict[str, Any]:
+    """The job file's defaults ([image], [document]), for callers without a job file."""
+    from ..config import DocumentSection, ImageSection
+
+    if kind == "image":
+        section = ImageSection()
+        return {"max_bytes": section.max_bytes, "max_pixels": section.max_pixels}
+    section = DocumentSection()
+    return {"max_bytes": section.max_bytes, "max_pages": section.max_pages}
+
+
+def image_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
+    """Worker side: an image's first frame, decoded as the job decodes it, as a PNG of at most SIZE px."""
+    from ..kinds.image import decode_image
+
+    data = target if isinstance(target, bytes) else read_limited(target, limits["max_bytes"])
+    if not data:
+        raise InputProblem("empty", "the file is empty")
+    rgb, _ = decode_image(data, limits)
+    return {"png": _png(rgb, limits.get("size", SIZE))}
+
+
+def document_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
+    """Worker side: a PDF's first page rendered at most SIZE px high, as a PNG."""
+    import pypdfium2 as pdfium
+
+    data = target if isinstance(target, bytes) else read_limited(target, limits["max_bytes"])
+    if b"%PDF-" not in data[:1024]:
+        raise InputProblem("not_pdf", "no %PDF- header in the first 1024 bytes")
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise InputProblem("corrupt", str(exc)[:300]) from None
+    try:
+        if len(pdf) == 0:
+            raise InputProblem("corrupt", "the document has no pages")
+        page = pdf[0]
+        width, height = page.get_size()
+        if not (width > 1 and height > 1):
+            raise InputProblem("corrupt", "the first page has no area")
+        size = limits.get("size", SIZE)
+        image = page.render(scale=size / max(width, height)).to_pil().convert("RGB")
+    except pdfium.PdfiumError as exc:
+        raise InputProblem("corrupt", str(exc)[:300]) from None
+    finally:
+        pdf.close()
+    return {"png": _png(image, size)}
+
+
+def _png(image, size: int) -> bytes:
+    image = image.copy()
+    image.thumbnail((size, size))
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+OPENERS = {"image": image_thumbnail, "document": document_thumbnail}
+
+
+def thumbnails(
+    kind: str, paths: dict[str, Path], limits: dict[str, Any] | None = None, *, size: int = SIZE,
+    timeout: float = 15.0, workers: int = 2, memory_mb: int = 2048,
+) -> dict[str, bytes | InputError]:
+    """input_id -> PNG bytes, or the InputError that input ended as, for `paths` of one kind."""
+    limits = {**default_limits(kind), **(limits or {}), "size": size}
+    tasks = [Task(input_id, OPENERS[kind], path, limits, timeout) for input_id, path in paths.items()]
+    results: dict[str, bytes | InputError] = {}
+    for input_id, opened in open_all(tasks, workers=workers, memory_mb=memory_mb, tasks_per_worker=200):
+        results[input_id] = opened if isinstance(opened, InputError) else opened["png"]
+    return results
