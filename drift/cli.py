@@ -19,6 +19,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import DriftError
+from .report.console import print_run
 
 app = typer.Typer(
     help="Nightly drift monitor for the images, documents and JSON payloads an LLM agent receives.",
@@ -90,33 +91,8 @@ def run(
     if as_json:
         sys.stdout.write(json.dumps(result.summary, indent=2, default=str) + "\n")
     else:
-        print_run(result)
+        print_run(result, out)
     _internal(len(result.summary["internal_errors"]))
-
-
-def print_run(result) -> None:
-    summary = result.summary
-    out.print(f"run {summary['run_id']}: window {summary['window']['start'][:10]}, baseline {summary['baseline']['name']}")
-    colours = {"none": "green", "info": "cyan", "warning": "yellow", "critical": "red"}
-    for seg in summary["segments"]:
-        if seg["status"] == "ok":
-            label = "ok" if seg["severity"] == "none" else seg["severity"].upper()
-            verdict = f"[{colours[seg['severity']]}]{label:<9}[/]"
-        else:
-            verdict = f"{seg['status']:<9}"
-        drifted = list(dict.fromkeys(f["target"] for f in seg["findings"] if f["status"] == "drift"))
-        extra = f"  drift in: {', '.join(drifted[:4])}" + (" ..." if len(drifted) > 4 else "") if drifted else ""
-        out.print(
-            f"  {seg['kind']:>8}/{seg['source']:<20} {verdict} sampled {seg['n_sampled']:>4}, errors {seg['n_errors']:>3}{extra}",
-            highlight=False,
-        )
-    if summary["alerts"]:
-        out.print(f"{len(summary['alerts'])} alert(s):")
-        for alert in summary["alerts"]:
-            out.print(f"  {alert['title']}", markup=False, highlight=False)
-    else:
-        out.print("no alerts")
-    out.print(f"report: {result.report_paths['html']}  (Markdown: {result.report_paths['md'].name})", highlight=False)
 
 
 @baseline_app.command("build")

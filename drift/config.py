@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .stats.families import FAMILIES
 
 Severity = Literal["none", "info", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"none": 0, "info": 1, "warning": 2, "critical": 3}
@@ -152,8 +153,6 @@ class PolicySection(_Section):
     @field_validator("effect", "severity")
     @classmethod
     def _families(cls, value: dict) -> dict:
-        from .stats.verdict import FAMILIES
-
         # effect keys may name a method too: "embedding.classifier"
         unknown = sorted(k for k in value if k.split(".")[0] not in FAMILIES)
         if unknown:

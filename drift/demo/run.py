@@ -15,6 +15,7 @@ from ..config import load_job
 from ..errors import DriftError
 from ..pipeline import run_job
 from ..progress import Progress
+from ..report.console import print_run
 from . import world as demo_world
 
 MARKER = ".drift-demo"
@@ -59,11 +60,9 @@ def run_demo(folder: Path, progress: Progress, console: Console) -> None:
         "[yellow]note:[/] no model hub is used: the image encoder is UNTRAINED (seeded random weights), "
         "a fair dimensionality reducer for shift tests; set \\[image] pretrained for CLIP weights.",
     )
-    from ..cli import print_run
-
     for label, day in (("quiet day", demo_world.QUIET_DAY), ("drifted day", demo_world.DRIFT_DAY)):
         console.print(f"\n[bold]{label}[/] {day:%Y-%m-%d}")
-        print_run(run_job(config, f"{day:%Y-%m-%d}", progress))
+        print_run(run_job(config, f"{day:%Y-%m-%d}", progress), console)
     console.print(
         f"\ndone in {time.perf_counter() - started:.0f} s.\n"
         f"  store:    {config.store.database}   (duckdb {config.store.database} -readonly)\n"

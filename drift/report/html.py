@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from ..record import SHOWN_STATUSES
-from .render import encoder_line, number, states
+from .text import encoder_line, number, states
 
 CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}

@@ -1,0 +1,61 @@
+"""Numbers, states and input text as the reports write them (Markdown and HTML share these)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SEVERITY_MARK = {"none": "ok", "info": "info", "warning": "WARNING", "critical": "CRITICAL"}
+
+
+_UNSAFE = re.compile(r"([\\`*_{}\[\]<>|#])")
+
+
+def md(value: Any) -> str:
+    """Text from inputs, made inert in Markdown (and in the HTML a Markdown viewer makes of it)."""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return _UNSAFE.sub(r"\\\1", text).replace("&", "&amp;")
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.{digits}f}"
+
+
+def states(detail: dict) -> tuple[str, str]:
+    """The finding's evidence as 'was' and 'now': stated states, or medians and means."""
+    if "old" in detail or "new" in detail:
+        return str(detail.get("old", "")), str(detail.get("new", ""))
+    if "ref_median" in detail:
+        return (
+            f"median {number(detail['ref_median'])}, mean {number(detail.get('ref_mean'))}",
+            f"median {number(detail['cur_median'])}, mean {number(detail.get('cur_mean'))}",
+        )
+    if "ref_top" in detail:
+        share = lambda top: ", ".join(f"{k} {100 * v:.0f}%" for k, v in top.items())  # noqa: E731
+        return share(detail["ref_top"]), share(detail["cur_top"])
+    return "", ""
+
+
+def encoder_line(encoders: dict | None) -> str:
+    """One sentence per encoder the run used (see drift.embed.identity)."""
+    if not encoders:
+        return "Encoders: none (no image or document segments)."
+    sentences = []
+    if "clip" in encoders:
+        clip = encoders["clip"]
+        label = {
+            "untrained": f"UNTRAINED (seeded random weights, seed {clip.get('seed')}): a dimensionality reducer, not a semantic model",
+            "checkpoint": f"local checkpoint {clip.get('pretrained')}",
+            "hub": f"open_clip tag {clip.get('pretrained')}",
+        }[clip["source"]]
+        sentences.append(f"Image encoder: open_clip {clip['model']}, {label}; weights sha256 {clip['weights_sha256'][:16]}.")
+    if "text" in encoders:
+        text = encoders["text"]
+        sentences.append(
+            f"Text encoder: sentence-transformers {text['model']} ({text['source']}); weights sha256 {text['weights_sha256'][:16]}."
+        )
+    return " ".join(sentences)
