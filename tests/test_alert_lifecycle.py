@@ -21,6 +21,8 @@ from drift.record import RunRecord
 from drift.stats.tests import TestResult
 from drift.stats.verdict import Finding, Verdict
 
+from .test_config import MINIMAL
+
 START = datetime(2026, 6, 1, tzinfo=timezone.utc)
 PHOTOS, ORDERS, INVOICES = ("image", "photos"), ("payload", "orders"), ("document", "invoices")
 
@@ -39,14 +41,8 @@ def receiver(monkeypatch):
 def config(tmp_path, receiver):
     job = tmp_path / "job.toml"
     job.write_text(
-        f"""
-[job]
-name = "shop"
-[inputs]
-log = "logs/*.parquet"
-roots = ["data"]
-[baseline]
-name = "week"
+        MINIMAL
+        + f"""
 [[alerts.sinks]]
 name = "everything"
 type = "file"
@@ -93,11 +89,11 @@ def night(config, day: int, states: dict[tuple[str, str], str]) -> dict[str, str
     run = {
         "run_id": run_id, "job": "shop", "window_start": start, "window_end": start + timedelta(days=1),
         "status": "completed", "drifted": any(v.drifted for v in verdicts.values()), "severity": "none",
-        "baseline": "week", "embedder": None, "code_version": "test", "started_at": now, "finished_at": now,
+        "baseline": "march", "embedder": None, "code_version": "test", "started_at": now, "finished_at": now,
         "n_sampled": 0, "n_errors": 0,
     }
     window = {"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat()}
-    record = RunRecord(run_id=run_id, job="shop", window=window, baseline={"name": "week", "window": window})
+    record = RunRecord(run_id=run_id, job="shop", window=window, baseline={"name": "march", "window": window})
     segments = pl.DataFrame([
         {"run_id": run_id, "kind": k, "source": s, "n_population": 0, "n_sampled": 0, "n_items": 0, "n_errors": 0,
          "status": v.status, "drifted": v.drifted, "severity": v.severity}
