@@ -4,7 +4,8 @@ The verdict produces one RunRecord; store.write_run writes it once, in the run's
 `runs.summary`; store.load_run reads it back, with the stages and the delivery of its messages from
 their own tables (they finish after the commit). Reports are rendered from the loaded record, so
 what a report shows is what the store holds. Validating on load keeps readers honest about the
-shape: a record this code cannot read fails with its field's name, not deep in a template.
+shape: a record this code cannot read fails with its field's name, not deep in a template. Fields
+it does not know (a record written by a newer drift) are ignored, so an older reader still works.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ SHOWN_STATUSES = ("drift", "small_effect", "not_enough_data")
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
 
 class Window(_Record):
