@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import duckdb
 from typer.testing import CliRunner
@@ -57,19 +58,23 @@ def test_backfill_runs_days_in_order_and_reports_failures(world):
     assert bad.exit_code == 1 and "empty range" in bad.stderr
 
 
-def test_scheduler_registers_each_job_once_with_coalescing(world, tmp_path):
+def test_scheduler_registers_each_job_once_at_its_time_in_its_time_zone(world, tmp_path):
+    """What the daemon will do, not what it was told: each job file once (examples skipped), and the
+    next run at 04:00 in the job's own time zone, whatever the machine's."""
     _, job = world
     folder = tmp_path / "jobs"
     folder.mkdir()
-    (folder / "a.toml").write_text(job.read_text().replace('name = "t"', 'name = "a"\nschedule = "0 4 * * *"'))
+    (folder / "a.toml").write_text(job.read_text().replace('name = "t"', 'name = "a"\nschedule = "0 4 * * *"\ntimezone = "America/New_York"'))
     (folder / "b.toml").write_text(job.read_text().replace('name = "t"', 'name = "b"'))
     (folder / "ignored.example.toml").write_text("not even toml [")
     scheduler = serve(folder, blocking=False, runner=lambda config, day: None)
     try:
         jobs = {j.id: j for j in scheduler.get_jobs() if j.id != "drift:rescan"}
         assert set(jobs) == {"a", "b"}
-        assert all(j.max_instances == 1 and j.coalesce for j in jobs.values())
-        assert jobs["a"].next_run_time.hour == 4 and jobs["a"].next_run_time.minute == 0
+        local = jobs["a"].next_run_time.astimezone(ZoneInfo("America/New_York"))
+        assert (local.hour, local.minute) == (4, 0)
+        assert jobs["a"].next_run_time.astimezone(timezone.utc).hour in (8, 9)  # EDT or EST
+        assert jobs["b"].next_run_time.astimezone(timezone.utc).hour == 3  # the default: 03:00 UTC
     finally:
         scheduler.shutdown(wait=False)
 
