@@ -173,6 +173,10 @@ class SegmentData:
         return counts
 
     @property
+    def n_input_errors(self) -> int:
+        return sum(self.error_counts().values())
+
+    @property
     def internal_errors(self) -> list[InputError]:
         return [e for e in self.errors if e.internal]
 

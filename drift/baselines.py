@@ -109,7 +109,7 @@ def _write(analysis: WindowAnalysis, staging: Path, *, job: str, name: str, embe
                 "n_population": d.n_population,
                 "n_sampled": d.n_judged,  # error rates are shares of it: our own failures left out
                 "n_items": d.features.n,
-                "n_errors": sum(d.error_counts().values()),
+                "n_errors": d.n_input_errors,
                 "errors": d.error_counts(),
             }
             for d in sorted(analysis.segments.values(), key=lambda d: (d.kind, d.source))

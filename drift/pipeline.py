@@ -109,7 +109,7 @@ def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: 
                 "n_population": data.n_population if data else 0,
                 "n_sampled": data.n_sampled if data else 0,
                 "n_items": data.features.n if data else 0,
-                "n_errors": sum(data.error_counts().values()) if data else 0,
+                "n_errors": data.n_input_errors if data else 0,
                 "status": verdict.status,
                 "drifted": verdict.drifted,
                 "severity": verdict.severity,
@@ -220,7 +220,7 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                     "started_at": started,
                     "finished_at": utcnow(),
                     "n_sampled": analysis.sample.rows.height,
-                    "n_errors": sum(sum(d.error_counts().values()) for d in analysis.segments.values()),
+                    "n_errors": sum(d.n_input_errors for d in analysis.segments.values()),
                 }
                 clean = clean_segments(config, verdicts)
                 # Stage timings are written with the run; the later stages' figures are added after.

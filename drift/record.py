@@ -136,7 +136,7 @@ def build(*, run_id, config, window, verdicts, analysis, alerts, baseline, embed
                 "status": verdict.status,
                 "n_population": data.n_population if data else 0,
                 "n_sampled": data.n_sampled if data else 0,
-                "n_errors": sum(data.error_counts().values()) if data else 0,
+                "n_errors": data.n_input_errors if data else 0,
                 "errors": data.error_counts() if data else {},
                 "n_internal": len(data.internal_errors) if data else 0,
                 "n_checks": len(verdict.findings),

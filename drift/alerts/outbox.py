@@ -29,13 +29,15 @@ from ..config import SEVERITY_ORDER, JobConfig
 from .policy import PlannedAlert, dedup_key
 
 
-def _queue(con, config: JobConfig, key: str, run_id: str, action: str, payload: dict, now: datetime, sinks=None) -> None:
+def _reached(config: JobConfig, severity: str) -> set[str]:
+    """The sinks whose min_severity a message of this severity reaches."""
+    return {s.name for s in config.alerts.sinks if SEVERITY_ORDER[severity] >= SEVERITY_ORDER[s.min_severity]}
+
+
+def _queue(con, config: JobConfig, key: str, run_id: str, action: str, payload: dict, now: datetime, sinks: set[str]) -> None:
     for sink in config.alerts.sinks:
-        if sinks is None and SEVERITY_ORDER[payload["severity"]] < SEVERITY_ORDER[sink.min_severity]:
-            continue
-        if sinks is not None and sink.name not in sinks:
-            continue
-        store.queue_message(con, str(uuid.uuid4()), key, run_id, action, sink.name, json.dumps(payload), now)
+        if sink.name in sinks:
+            store.queue_message(con, str(uuid.uuid4()), key, run_id, action, sink.name, json.dumps(payload), now)
 
 
 def apply_alerts(
@@ -79,13 +81,13 @@ def apply_alerts(
         }
         if not is_open:
             store.put_alert(con, row)
-            _queue(con, config, key, run_id, "trigger", payload, now)
+            _queue(con, config, key, run_id, "trigger", payload, now, _reached(config, alert.severity))
             changes[key] = "opened"
             continue
         store.put_alert(con, {**row, "opened_run_id": current["opened_run_id"], "opened_at": current["opened_at"]})
         if SEVERITY_ORDER[alert.severity] > SEVERITY_ORDER[current["severity"]]:
             payload["escalated_from"] = current["severity"]
-            _queue(con, config, key, run_id, "trigger", payload, now)
+            _queue(con, config, key, run_id, "trigger", payload, now, _reached(config, alert.severity))
             changes[key] = "escalated"
         else:
             changes[key] = "updated"
@@ -100,5 +102,5 @@ def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: dat
         "dedup_key": key, "action": "resolve", "severity": alert["severity"], "title": f"[resolved] {alert['title']}",
         "job": config.name, "kind": alert["kind"], "source": alert["source"], "run_id": run_id,
     }
-    _queue(con, config, key, run_id, "resolve", payload, now, sinks=set(store.triggered_sinks(con, key, alert["opened_at"])))
+    _queue(con, config, key, run_id, "resolve", payload, now, set(store.triggered_sinks(con, key, alert["opened_at"])))
     return "resolved"

@@ -43,6 +43,9 @@ def image_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
 def document_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
     """Worker side: a PDF's first page rendered at most SIZE px high, as a PNG."""
     import pypdfium2 as pdfium
+    from PIL import Image
+
+    from ..kinds.document import render_first_page
 
     data = target if isinstance(target, bytes) else read_limited(target, limits["max_bytes"])
     if b"%PDF-" not in data[:1024]:
@@ -54,12 +57,11 @@ def document_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
     try:
         if len(pdf) == 0:
             raise InputProblem("corrupt", "the document has no pages")
-        page = pdf[0]
-        width, height = page.get_size()
-        if not (width > 1 and height > 1):
-            raise InputProblem("corrupt", "the first page has no area")
         size = limits.get("size", SIZE)
-        image = page.render(scale=size / max(width, height)).to_pil().convert("RGB")
+        pixels = render_first_page(pdf[0], size)  # as the page embedding sees it, letterboxed on white
+        if pixels is None:
+            raise InputProblem("corrupt", "the first page has no area")
+        image = Image.fromarray(pixels)
     except pdfium.PdfiumError as exc:
         raise InputProblem("corrupt", str(exc)[:300]) from None
     finally:
