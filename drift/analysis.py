@@ -26,7 +26,7 @@ import polars as pl
 
 from . import __version__
 from .config import JobConfig
-from .inputs import LogSample, Window, connect, inside_roots, open_log, resolve_uri, sample_window
+from .inputs import LogSample, Window, connect, inside_roots, local_path, open_log, resolve_uri, sample_window
 from .isolation import Task, open_all
 from .kinds import KINDS, FeatureSet, InputError
 from .progress import Progress
@@ -201,6 +201,12 @@ def received_seconds(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def item_paths(rows: pl.DataFrame) -> pl.DataFrame:
+    """input_id -> the local file it was read from, for the rows that name one."""
+    paths = [local_path(uri, log_file) for uri, log_file in zip(rows["uri"], rows["log_file"])]
+    return pl.DataFrame({"input_id": rows["input_id"], "path": pl.Series(paths, dtype=pl.Utf8)}).drop_nulls("path")
+
+
 def _target(row: dict[str, Any], roots: list[Path]) -> tuple[Any, InputError | None]:
     if row["uri"] is None:
         return row["body"].encode("utf-8"), None
@@ -277,10 +283,14 @@ def analyse_window(
                     outcomes[input_id] = "ok"
                 advance(1)
         received = received_seconds(sample.rows)
+        paths = item_paths(sample.rows)
         for segment, featurizer in featurizers.items():
             features = featurizer.finish()
             # when each item arrived: payload checks compare times in the data with it
             features.tables["received"] = received.filter(pl.col("input_id").is_in(features.ids))
+            # where each file is: the report's thumbnails (a baseline keeps its own, for typical items)
+            if paths.height:
+                features.tables["paths"] = paths.filter(pl.col("input_id").is_in(features.ids))
             segments[segment].features = features
         counter["items"] = len(rows)
     return WindowAnalysis(window, sample, segments, outcomes)

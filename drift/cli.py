@@ -31,6 +31,8 @@ baseline_app = typer.Typer(help="Build baselines: the reference the runs compare
 app.add_typer(baseline_app, name="baseline")
 alerts_app = typer.Typer(help="Alerts: list them, deliver what is still undelivered.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+export_app = typer.Typer(help="Export runs to other tools.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 # soft_wrap: long paths and titles stay on one line when the output goes to a file or a pipe.
 out = Console(soft_wrap=True)
@@ -136,13 +138,16 @@ def report(
 ) -> None:
     """Render a stored run's report. Text from inputs is escaped in every format."""
     from .config import load_job
+    from .report.pictures import report_pictures
     from .report.render import FORMATS, load_summary, render
 
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     try:
         config = load_job(job)
-        text = render(load_summary(config.store.database, config.name, run), fmt)
+        summary = load_summary(config.store.database, config.name, run)
+        # thumbnails are made again from the files, where they still are
+        text = render(summary, fmt, report_pictures(summary, config) if fmt == "html" else None)
     except DriftError as exc:
         _fail(str(exc))
     if out_path is None:
@@ -150,6 +155,24 @@ def report(
     else:
         out_path.write_text(text)
         out.print(f"wrote {out_path}", highlight=False)
+
+
+@export_app.command("evidently")
+def export_evidently(
+    job: Path = typer.Argument(..., help="The job file (TOML)."),
+    run: str = typer.Argument("latest", help="A run id, or latest."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for <kind>.<source>.html and .snapshot.json."),
+) -> None:
+    """A run's descriptors against its baseline's as Evidently reports (HTML and snapshots its UI
+    loads), one per segment. Needs the extra: pip install -e '.[evidently]'."""
+    from .config import load_job
+    from .report.evidently_export import export_run
+
+    try:
+        written = export_run(load_job(job), run, out_dir)
+    except DriftError as exc:
+        _fail(str(exc))
+    out.print(f"wrote {len(written)} file(s) to {out_dir}", highlight=False)
 
 
 @app.command()

@@ -166,6 +166,23 @@ class StoreSection(_Section):
 
 class ReportSection(_Section):
     dir: Path = Path("reports")
+    # where `dir` is served (https://drift.example.com/reports): alerts link there instead of to the file
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+
+class ExportSection(_Section):
+    # a local Evidently workspace folder: every run's descriptor report is added to it, one
+    # project per job (needs the extra: pip install -e '.[evidently]')
+    evidently_workspace: Path | None = None
+
+    @field_validator("evidently_workspace")
+    @classmethod
+    def _evidently_installed(cls, value: Path | None) -> Path | None:
+        import importlib.util
+
+        if value is not None and importlib.util.find_spec("evidently") is None:
+            raise ValueError("Evidently is not installed; it is an extra: pip install -e '.[evidently]'")
+        return value
 
 
 class _Sink(_Section):
@@ -252,6 +269,7 @@ class JobConfig(_Section):
     policy: PolicySection = PolicySection()
     store: StoreSection = StoreSection()
     report: ReportSection = ReportSection()
+    export: ExportSection = ExportSection()
     alerts: AlertsSection = AlertsSection()
 
     # Set by load_job; not part of the file.
@@ -314,6 +332,8 @@ def load_job(path: str | Path) -> JobConfig:
     config.baseline.dir = _resolve(base, config.baseline.dir)
     config.store.database = _resolve(base, config.store.database)
     config.report.dir = _resolve(base, config.report.dir)
+    if config.export.evidently_workspace is not None:
+        config.export.evidently_workspace = _resolve(base, config.export.evidently_workspace)
     for sink in config.alerts.sinks:
         if isinstance(sink, FileSink):
             sink.path = _resolve(base, sink.path)

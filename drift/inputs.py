@@ -186,6 +186,13 @@ def resolve_uri(uri: str, log_file: str | None) -> Path:
     return Path(os.path.abspath(path))
 
 
+def local_path(uri: str | None, log_file: str | None) -> str | None:
+    """The file a row names, when it names a local file (no uri: the body is inline)."""
+    if not uri or ("://" in uri and not uri.startswith("file://")):
+        return None
+    return str(resolve_uri(uri, log_file))
+
+
 def inside_roots(path: Path, roots: list[Path]) -> bool:
     """True when the real file (symlinks followed) lies under one of the allowed folders."""
     real = Path(os.path.realpath(path))

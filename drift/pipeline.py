@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,15 +23,19 @@ from .alerts.sinks import build_sink
 from .analysis import Context, StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
 from .baselines import Baseline
 from .config import JobConfig
-from .inputs import Window, resolve_uri
+from .inputs import Window, local_path
 from .progress import QUIET, Progress
-from .record import build as build_record
+from .record import Alert, build as build_record
 from .report import render
+from .report.pictures import report_pictures
 from .stats.compare import compare_segment, error_rate_checks
 from .stats.verdict import Verdict, decide, max_severity
 from .kinds import KINDS
 from . import store, versions
 from .store import utcnow, write_run, writer_lock
+
+
+log = logging.getLogger(__name__)
 
 
 def day_window(config: JobConfig, day: str | None) -> Window:
@@ -82,11 +87,42 @@ def _segment_verdicts(
     return verdicts
 
 
+def _evidence(analysis: WindowAnalysis, baseline: Baseline, verdicts: dict) -> dict:
+    """What the report pictures, for the segments that drifted (drift.report.evidence)."""
+    from .report.evidence import collect
+
+    out = {}
+    for segment, verdict in verdicts.items():
+        data = analysis.segments.get(segment)
+        if not verdict.drifted or data is None or segment not in baseline.segments:
+            continue
+        findings = [f.as_dict() for f in verdict.findings if f.status == "drift"]
+        out[segment] = collect(*segment, baseline.features(*segment), data.features, findings, analysis.sample.rows)
+    return out
+
+
+def _to_evidently(config: JobConfig, run_id: str) -> int:
+    """The run into the Evidently workspace. The run has committed and its alerts are out: a failure
+    here is logged with its traceback and does not undo them; `drift export evidently` redoes it."""
+    from .report.evidently_export import add_to_workspace
+
+    try:
+        return add_to_workspace(config, run_id)
+    except Exception:
+        log.exception("could not add run %s to the Evidently workspace %s", run_id, config.export.evidently_workspace)
+        return 0
+
+
+def report_link(config: JobConfig, window: Window) -> str:
+    """Where an alert sends its reader: the HTML report, at [report] url when the folder is served."""
+    relative = f"{config.name}/{window.start:%Y-%m-%d}/report.html"
+    if config.report.url:
+        return f"{config.report.url.rstrip('/')}/{relative}"
+    return str(config.report.dir / relative)
+
+
 def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    paths = [
-        str(resolve_uri(uri, log_file)) if uri and ("://" not in uri or uri.startswith("file://")) else None
-        for uri, log_file in zip(sample_rows["uri"], sample_rows["log_file"])
-    ]
+    paths = [local_path(uri, log_file) for uri, log_file in zip(sample_rows["uri"], sample_rows["log_file"])]
     samples = sample_rows.select("input_id", "received_at", "kind", "source", "uri", "meta").with_columns(
         pl.lit(run_id).alias("run_id"),
         pl.col("input_id").replace_strict(analysis.outcomes, default="error").alias("outcome"),
@@ -197,12 +233,14 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                 verdicts = _segment_verdicts(config, analysis, baseline, context)
                 counter["items"] = len(verdicts)
             run_id = f"{config.name}-{window.start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
-            planned = plan_alerts(config, run_id, window.as_dict(), verdicts, str(report_dir / "report.md"))
             embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
             record = build_record(
                 run_id=run_id, config=config, window=window, verdicts=verdicts, analysis=analysis,
-                alerts=planned, baseline=baseline, embedder=embedder,
+                alerts=[], baseline=baseline, embedder=embedder, evidence=_evidence(analysis, baseline, verdicts),
             )
+            # The alerts speak the record's words: its headline sentence per segment.
+            planned = plan_alerts(config, run_id, window.as_dict(), verdicts, report_link(config, window), record)
+            record.alerts = [Alert(severity=a.severity, dedup_key=a.dedup_key, title=a.title) for a in planned]
             with clock.stage("store") as counter:
                 tables = _tables(run_id, analysis, verdicts, analysis.sample.rows)
                 tables["log_rejects"] = analysis.sample.rejects.with_columns(pl.lit(run_id).alias("run_id"))
@@ -245,7 +283,11 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                 store.add_stage_timings(con, run_id, clock.frame(run_id))
                 stored = store.load_run(con, config.name, run_id)
             with clock.stage("report"):
-                paths = render.write_reports(stored.as_dict(), report_dir)
+                summary = stored.as_dict()
+                paths = render.write_reports(summary, report_dir, report_pictures(summary, config))
+            if config.export.evidently_workspace is not None:
+                with clock.stage("export") as counter:
+                    counter["items"] = _to_evidently(config, run_id)
             with store.session(database) as con:
                 store.add_stage_timings(con, run_id, clock.frame(run_id))
                 stored = store.load_run(con, config.name, run_id)  # with the report stage's own timing

@@ -61,7 +61,15 @@ class Segment(_Record):
     n_checks: int = 0
     drifted: bool = False
     severity: str = "none"
+    # what changed, in words (drift.report.headline): the first is the segment's headline
+    changes: list[str] = []
     findings: list[Finding] = []
+    # what the report pictures (drift.report.evidence), for drifted segments
+    evidence: dict[str, Any] = {}
+
+    @property
+    def headline(self) -> str | None:
+        return self.changes[0] if self.changes else None
 
 
 class Alert(_Record):
@@ -92,6 +100,13 @@ class Stage(_Record):
     peak_rss_mb: float
 
 
+class Night(_Record):
+    window_start: str
+    status: str
+    drifted: bool
+    severity: str
+
+
 class RunRecord(_Record):
     run_id: str
     job: str
@@ -109,19 +124,23 @@ class RunRecord(_Record):
     # Filled by store.load_run from their own tables, never stored in runs.summary.
     stages: list[Stage] = []
     delivery: dict[str, int] = {}
+    # each segment's verdicts over the nights up to this one ("kind/source" -> oldest first)
+    history: dict[str, list[Night]] = {}
 
     def stored(self) -> str:
         """The JSON written to runs.summary: the record without what finishes after the commit."""
-        return self.model_dump_json(exclude={"stages", "delivery"})
+        return self.model_dump_json(exclude={"stages", "delivery", "history"})
 
     def as_dict(self) -> dict[str, Any]:
         """The plain shape reports and `--json` print (documented in README and docs/schema.md)."""
         return self.model_dump(mode="json")
 
 
-def build(*, run_id, config, window, verdicts, analysis, alerts, baseline, embedder) -> RunRecord:
+def build(*, run_id, config, window, verdicts, analysis, alerts, baseline, embedder, evidence=None) -> RunRecord:
     """The run's record, from its verdicts. A segment's findings in it are those that matter to a
-    reader (SHOWN_STATUSES); every check, the quiet ones too, is in the `findings` table."""
+    reader (SHOWN_STATUSES); every check, the quiet ones too, is in the `findings` table.
+    `evidence`: (kind, source) -> what the report pictures (drift.report.evidence)."""
+    from .report.headline import ranked
     from .stats.verdict import error_control
 
     segments = []
@@ -142,7 +161,9 @@ def build(*, run_id, config, window, verdicts, analysis, alerts, baseline, embed
                 "n_checks": len(verdict.findings),
                 "drifted": verdict.drifted,
                 "severity": verdict.severity,
+                "changes": ranked(kind, source, findings),
                 "findings": findings,
+                "evidence": (evidence or {}).get((kind, source), {}),
             }
         )
     record = {

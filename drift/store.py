@@ -23,7 +23,7 @@ import duckdb
 import polars as pl
 
 from .errors import DriftError, StoreLockedError
-from .record import RunRecord, Stage
+from .record import Night, RunRecord, Stage
 
 MIGRATIONS: list[str] = [
     # 1: the first schema
@@ -370,7 +370,33 @@ def load_run(con: duckdb.DuckDBPyConnection, job: str, run: str) -> RunRecord | 
         [row[0]],
     ).fetchone()
     record.delivery = {"delivered": delivered, "pending": pending}
+    record.history = segment_history(con, job, record.window.start)
     return record
+
+
+HISTORY_NIGHTS = 30
+
+
+def segment_history(con: duckdb.DuckDBPyConnection, job: str, until: str, nights: int = HISTORY_NIGHTS) -> dict[str, list[Night]]:
+    """Each segment's verdicts over the job's last `nights` windows up to `until`, oldest first. A
+    window run more than once counts by its latest completed run."""
+    rows = con.execute(
+        """
+        WITH windows AS (
+            SELECT run_id, window_start FROM (
+                SELECT run_id, window_start, row_number() OVER (PARTITION BY window_start ORDER BY finished_at DESC) AS k
+                FROM runs WHERE job = ? AND status = 'completed' AND window_start <= ?::TIMESTAMPTZ
+            ) WHERE k = 1 ORDER BY window_start DESC LIMIT ?
+        )
+        SELECT s.kind, s.source, strftime(w.window_start AT TIME ZONE 'UTC', '%Y-%m-%d'), s.status, s.drifted, s.severity
+        FROM windows w JOIN segments s USING (run_id) ORDER BY s.kind, s.source, w.window_start
+        """,
+        [job, until, nights],
+    ).fetchall()
+    history: dict[str, list[Night]] = {}
+    for kind, source, day, status, drifted, severity in rows:
+        history.setdefault(f"{kind}/{source}", []).append(Night(window_start=day, status=status, drifted=drifted, severity=severity))
+    return history
 
 
 def job_health(con: duckdb.DuckDBPyConnection, job: str) -> dict:
@@ -531,7 +557,7 @@ def segment_findings(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, sou
 
 
 def segment_descriptors(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
-    return _frame(con, "SELECT name, value, label FROM descriptors WHERE run_id = ? AND kind = ? AND source = ?",
+    return _frame(con, "SELECT input_id, name, value, label FROM descriptors WHERE run_id = ? AND kind = ? AND source = ?",
                   [run_id, kind, source])
 
 

@@ -157,7 +157,10 @@ def test_one_page_per_drifted_segment_on_every_sink(alert_world):
         expected = hmac.new(SECRETS["DRIFT_TEST_HMAC"].encode(), request["body"], hashlib.sha256).hexdigest()
         assert request["headers"]["X-Drift-Signature"] == f"sha256={expected}"
         message = json.loads(request["body"])
-        assert message["runbook"] == "https://wiki.example.com/drift" and message["report"].endswith("report.md")
+        assert message["runbook"] == "https://wiki.example.com/drift" and message["report"].endswith("report.html")
+        # The alert speaks the report's words: its headline sentence is the title, severity apart.
+        assert message["changes"] and message["title"].endswith(message["changes"][0])
+        assert message["severity"] not in message["title"]
     events = [json.loads(r["body"]) for r in receiver.ok("/pagerduty")]
     assert {e["dedup_key"] for e in events} == keys
     assert all(e["event_action"] == "trigger" and e["routing_key"] == SECRETS["DRIFT_TEST_PD_KEY"] for e in events)
@@ -165,10 +168,20 @@ def test_one_page_per_drifted_segment_on_every_sink(alert_world):
     assert severities["drift/t/payload/orders"] == "critical"
     image = next(e for e in events if e["dedup_key"] == "drift/t/image/app")
     assert set(image["payload"]["class"].split(", ")) == {"descriptor", "embedding"}
-    slack = json.loads(receiver.ok("/slack")[0]["body"])
-    assert slack["blocks"][0]["type"] == "section" and "drift" in slack["text"]
-    assert any("Subject: [critical] t: payload/orders" in m for m in mailbox.messages)
-    assert any("$.total type" in m for m in mailbox.messages)
+    orders = next(e for e in events if e["dedup_key"] == "drift/t/payload/orders")
+    # PagerDuty shows its own severity field: the summary is the headline, within its 1,024 characters.
+    assert orders["payload"]["summary"].startswith("t: payload/orders: $.total type in orders payloads is now")
+    assert "critical" not in orders["payload"]["summary"] and len(orders["payload"]["summary"]) <= 1024
+    assert orders["payload"]["custom_details"]["report"].endswith("report.html")
+    for request in receiver.ok("/slack"):
+        slack = json.loads(request["body"])
+        header = slack["blocks"][0]["text"]["text"]
+        assert slack["blocks"][0]["type"] == "section" and slack["text"].startswith("[") and "t: " in header
+        assert sum(header.count(word) for word in ("critical", "warning")) == 1, header
+    subjects = [line for m in mailbox.messages for line in m.splitlines() if line.startswith("Subject:")]
+    assert any(s.startswith("Subject: [critical] t: payload/orders: $.total type in orders payloads is now") for s in subjects), subjects
+    assert all(s.count("critical") + s.count("warning") == 1 for s in subjects), subjects
+    assert any("What changed:" in m and "$.total type" in m for m in mailbox.messages)
 
 
 def test_rerun_sends_nothing_new_a_backfill_changes_nothing_and_a_later_clean_night_resolves(alert_world):
@@ -314,3 +327,18 @@ def test_a_source_name_with_a_newline_is_one_line_in_every_title():
     from drift.alerts.policy import one_line
 
     assert one_line("[critical] t: payload/acme\r\nBcc: x@evil drift") == "[critical] t: payload/acme Bcc: x@evil drift"
+
+
+def test_a_pagerduty_summary_fits_its_limit_however_long_the_headline():
+    from drift.alerts.sinks import PagerDuty, subject
+    from drift.config import PagerDutySink
+
+    os.environ.setdefault("DRIFT_TEST_PD_KEY", "k")
+    sink = PagerDuty(PagerDutySink(type="pagerduty", name="pd", routing_key_env="DRIFT_TEST_PD_KEY"))
+    message = {"action": "trigger", "dedup_key": "drift/j/payload/x", "severity": "critical", "job": "j", "kind": "payload",
+               "source": "x" * 900, "title": "j: payload/" + "x" * 900 + ": " + "$.a is missing from 40% of x payloads" * 20,
+               "changes": [], "findings": []}
+    summary = sink.event(message)["payload"]["summary"]
+    assert len(summary) == 1024 and summary.endswith("…")
+    assert subject(message).startswith("[critical] j: payload/xxx") and subject({**message, "escalated_from": "warning"}).startswith(
+        "[critical, up from warning] ")

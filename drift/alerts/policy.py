@@ -15,6 +15,7 @@ from ..config import SEVERITY_ORDER, JobConfig
 from ..stats.verdict import Verdict, max_severity
 
 MAX_TARGETS_IN_TITLE = 3
+MAX_CHANGES = 3  # sentences of what changed in a message, the headline first
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -46,8 +47,10 @@ def paging_findings(verdict: Verdict, config: JobConfig) -> list:
 
 
 def plan_alerts(
-    config: JobConfig, run_id: str, window: dict, verdicts: dict[tuple[str, str], Verdict], report_path: str
+    config: JobConfig, run_id: str, window: dict, verdicts: dict[tuple[str, str], Verdict], report_path: str, record=None
 ) -> list[PlannedAlert]:
+    """`record`: the run's record (drift.record), whose sentences the alerts speak in."""
+    words = {(s.kind, s.source): s.changes for s in record.segments} if record is not None else {}
     alerts = []
     for (kind, source), verdict in sorted(verdicts.items()):
         findings = paging_findings(verdict, config)
@@ -61,8 +64,9 @@ def plan_alerts(
         names = list(dict.fromkeys(f.result.target for f in findings))
         targets = ", ".join(names[:MAX_TARGETS_IN_TITLE])
         more = f" (+{len(names) - MAX_TARGETS_IN_TITLE} more)" if len(names) > MAX_TARGETS_IN_TITLE else ""
-        family_words = ", ".join(f.replace("_", " ") for f in families)
-        title = one_line(f"[{severity}] {config.name}: {kind}/{source} drift ({family_words}): {targets}{more}")
+        changes = words.get((kind, source)) or [f"drift in {targets}{more}"]
+        # The severity is said once, by each sink in its own way (a subject tag, an icon, a field).
+        title = one_line(f"{config.name}: {kind}/{source}: {changes[0]}")
         alerts.append(
             PlannedAlert(
                 dedup_key=dedup_key(config.name, kind, source),
@@ -76,6 +80,7 @@ def plan_alerts(
                     "run_id": run_id,
                     "window": window,
                     "families": families,
+                    "changes": changes[:MAX_CHANGES],
                     "findings": [f.as_dict() for f in findings],
                     "report": report_path,
                     "runbook": config.alerts.runbook_url,

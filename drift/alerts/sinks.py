@@ -50,8 +50,20 @@ def _secret(variable: str | None, what: str) -> str | None:
     return value
 
 
+def subject(message: dict) -> str:
+    """The message in one line, its severity said once: `[critical] job: kind/source: headline`."""
+    if message["action"] == "resolve":
+        return message["title"]
+    escalated = f", up from {message['escalated_from']}" if message.get("escalated_from") else ""
+    return f"[{message['severity']}{escalated}] {message['title']}"
+
+
+def fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def finding_lines(message: dict) -> list[str]:
-    """One readable line per finding: target, old -> new state, effect and p-value."""
+    """One line per finding, for those who want the statistics: target, old -> new, effect, p."""
     lines = []
     for f in message.get("findings", [])[:MAX_FINDINGS_SHOWN]:
         detail = f.get("detail", {})
@@ -65,11 +77,13 @@ def finding_lines(message: dict) -> list[str]:
 
 
 def text_body(message: dict) -> str:
-    lines = [message["title"], ""]
+    lines = [subject(message), ""]
     if message["action"] == "trigger":
         window = message.get("window", {})
         lines.append(f"Window {window.get('start', '?')} .. {window.get('end', '?')}, run {message.get('run_id')}")
-        lines += ["", *finding_lines(message), ""]
+        if message.get("changes"):
+            lines += ["", "What changed:", *(f"- {c}" for c in message["changes"])]
+        lines += ["", "Checks:", *finding_lines(message), ""]
     else:
         lines.append(f"Resolved by run {message.get('run_id')}: the segment no longer drifts.")
     if message.get("report"):
@@ -96,7 +110,7 @@ class Stdout:
         self.config = config
 
     def send(self, message: dict) -> str:
-        print(f"ALERT {message['action']}: {message['title']}", file=sys.stdout, flush=True)
+        print(f"ALERT {message['action']}: {subject(message)}", file=sys.stdout, flush=True)
         return "printed"
 
 
@@ -142,23 +156,30 @@ class Slack:
         icon = {"critical": ":red_circle:", "warning": ":large_orange_circle:"}.get(message["severity"], ":white_circle:")
         if message["action"] == "resolve":
             icon = ":white_check_mark:"
-        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_slack_escape(message['title'])}*"}}]
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_slack_escape(subject(message))}*"}}]
         if message["action"] == "trigger":
             window = message.get("window", {})
-            findings = "\n".join(f"• {_slack_escape(line)}" for line in finding_lines(message))
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": findings or "(no findings)"}})
+            changes = "\n".join(f"• {_slack_escape(line)}" for line in message.get("changes", [])[1:])
+            if changes:
+                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": changes}})
             context = f"window {window.get('start', '?')[:10]} · run `{message.get('run_id')}`"
         else:
             context = f"resolved by run `{message.get('run_id')}`"
-        links = [f"report: {_slack_escape(message['report'])}"] if message.get("report") else []
+        links = [_slack_link(message["report"], "report")] if message.get("report") else []
         if message.get("runbook"):
             links.append(f"<{message['runbook']}|runbook>")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join([context, *links])}]})
         return blocks
 
     def send(self, message: dict) -> str:
-        body = json.dumps({"text": message["title"], "blocks": self.blocks(message)}).encode()
+        body = json.dumps({"text": subject(message), "blocks": self.blocks(message)}).encode()
         return f"HTTP {_post(self.url, body, {}, self.config.timeout_s).status_code}"
+
+
+def _slack_link(target: str, label: str) -> str:
+    if target.startswith(("https://", "http://")):
+        return f"<{target}|{label}>"
+    return f"{label}: {_slack_escape(target)}"
 
 
 def _slack_escape(text: str) -> str:
@@ -176,15 +197,21 @@ class PagerDuty:
         event = {"routing_key": self.routing_key, "event_action": message["action"], "dedup_key": message["dedup_key"]}
         if message["action"] == "trigger":
             event["payload"] = {
-                "summary": message["title"][:1024],
+                # PagerDuty's limit; the severity has its own field
+                "summary": fit(message["title"], 1024),
                 "source": f"drift/{message['job']}",
                 "severity": PAGERDUTY_SEVERITY[message["severity"]],
                 "component": f"{message['kind']}/{message['source']}",
                 "group": message["job"],
                 "class": ", ".join(message.get("families") or [message.get("check", "drift")]),
-                "custom_details": {"findings": finding_lines(message), "window": message.get("window"), "run_id": message.get("run_id")},
+                "custom_details": {
+                    "what changed": message.get("changes", []), "findings": finding_lines(message),
+                    "window": message.get("window"), "run_id": message.get("run_id"), "report": message.get("report"),
+                },
             }
             links = [{"href": message["runbook"], "text": "Runbook"}] if message.get("runbook") else []
+            if str(message.get("report", "")).startswith(("https://", "http://")):
+                links.insert(0, {"href": message["report"], "text": "Drift report"})
             if links:
                 event["links"] = links
         return event
@@ -203,7 +230,7 @@ class Email:
 
     def send(self, message: dict) -> str:
         email = EmailMessage()
-        email["Subject"] = message["title"]
+        email["Subject"] = subject(message)
         email["From"] = self.config.sender
         email["To"] = ", ".join(self.config.recipients)
         email["Message-ID"] = f"<{message['message_id']}@drift>"

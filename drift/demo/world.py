@@ -7,7 +7,8 @@ Segments (kind/source) and what happens on the drifted day:
     image/support_chat        app screenshots;  unchanged
     document/partner_invoices born-digital invoices; half arrive as phone scans, more are broken
     document/contracts        multi-page contracts; unchanged
-    payload/orders_api        order JSON;       `total` sent as a string in 30%, `customer.email` gone in 25%
+    payload/orders_api        order JSON;       `total` sent as a string in 30% (with a debug key that is markup),
+                                                `customer.email` gone in 25%
     payload/weather_api       weather JSON;     unchanged
     payload/search_tool       search results keyed by document id (inline in the log); new ids only
 
@@ -206,6 +207,8 @@ def order_json(rng: random.Random, drifted: bool) -> dict:
     if drifted:
         if rng.random() < 0.3:
             order["total"] = f"{total:.2f}"  # the partner's new serializer
+            # ... which also leaks a debug field whose key is markup: reports must show it as text
+            order["<img src=x onerror=alert(1)>debug"] = "serializer v2"
         if rng.random() < 0.25:
             del order["customer"]["email"]
     return order

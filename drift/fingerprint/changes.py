@@ -122,9 +122,17 @@ def _mix_finding(family, target, ref_counts, cur_counts, examples, suffix="", ne
         detail={
             "old": describe_mix(ref_counts, sum(ref_counts.values()), suffix),
             "new": describe_mix(cur_counts, sum(cur_counts.values()), suffix),
+            # the whole mix, for a report's paired bars
+            "ref_shares": _shares(ref_counts, suffix),
+            "cur_shares": _shares(cur_counts, suffix),
             "examples": examples,
         },
     )
+
+
+def _shares(counts: dict[str, int], suffix: str) -> dict[str, float]:
+    total = sum(counts.values())
+    return {f"{k}{suffix}": round(v / total, 4) for k, v in counts.items() if v} if total else {}
 
 
 def _presence(path, r, c, n_ref, n_cur, ex: _Examples) -> TestResult:

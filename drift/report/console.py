@@ -25,7 +25,7 @@ def print_run(result, out: Console) -> None:
     if summary["alerts"]:
         out.print(f"{len(summary['alerts'])} alert(s):")
         for alert in summary["alerts"]:
-            out.print(f"  {alert['title']}", markup=False, highlight=False)
+            out.print(f"  [{alert['severity']}] {alert['title']}", markup=False, highlight=False)
     else:
         out.print("no alerts")
     out.print(f"report: {result.report_paths['html']}  (Markdown: {result.report_paths['md'].name})", highlight=False)

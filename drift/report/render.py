@@ -21,6 +21,10 @@ def markdown(summary: dict[str, Any]) -> str:
         encoder_line(summary.get("encoder")),
         "",
         *([f"False pages: {summary['error_control']['statement']}.", ""] if summary.get("error_control") else []),
+        "## What changed",
+        "",
+        *_changes(summary),
+        "",
         "## Verdicts",
         "",
         "| segment | verdict | sampled | errors | checks |",
@@ -73,20 +77,30 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(summary: dict[str, Any], fmt: str) -> str:
+def _changes(summary: dict[str, Any]) -> list[str]:
+    drifted = [s for s in summary["segments"] if s.get("drifted") and s.get("changes")]
+    if not drifted:
+        return ["Nothing changed: every tested segment matches the baseline."]
+    return [f"- **{s['severity']}** {md(s['kind'])}/{md(s['source'])}: {md(s['changes'][0])}" for s in drifted]
+
+
+def render(summary: dict[str, Any], fmt: str, pictures: dict | None = None) -> str:
+    """`pictures`: thumbnails for the HTML report (report.pictures)."""
     if fmt == "json":
         return json.dumps(summary, indent=2, default=str) + "\n"
-    return {"md": markdown, "html": html}[fmt](summary)
+    if fmt == "html":
+        return html(summary, pictures)
+    return markdown(summary)
 
 
 FORMATS = {"json": "summary.json", "md": "report.md", "html": "report.html"}
 
 
-def write_reports(summary: dict[str, Any], directory: Path) -> dict[str, Path]:
+def write_reports(summary: dict[str, Any], directory: Path, pictures: dict | None = None) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = {fmt: directory / name for fmt, name in FORMATS.items()}
     for fmt, path in paths.items():
-        path.write_text(render(summary, fmt))
+        path.write_text(render(summary, fmt, pictures))
     return paths
 
 

@@ -18,14 +18,14 @@ from ..kinds.base import InputError, InputProblem, read_limited
 SIZE = 256
 
 
-def default_limits(kind: str) -> dict[str, Any]:
-    """The job file's defaults ([image], [document]), for callers without a job file."""
+def default_limits(kind: str, config=None) -> dict[str, Any]:
+    """The job file's limits ([image], [document]); their defaults for callers without a job file."""
     from ..config import DocumentSection, ImageSection
 
     if kind == "image":
-        section = ImageSection()
+        section = config.image if config is not None else ImageSection()
         return {"max_bytes": section.max_bytes, "max_pixels": section.max_pixels}
-    section = DocumentSection()
+    section = config.document if config is not None else DocumentSection()
     return {"max_bytes": section.max_bytes, "max_pages": section.max_pages}
 
 
@@ -37,7 +37,7 @@ def image_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
     if not data:
         raise InputProblem("empty", "the file is empty")
     rgb, _ = decode_image(data, limits)
-    return {"png": _png(rgb, limits.get("size", SIZE))}
+    return {"png": _encode(rgb, limits)}
 
 
 def document_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
@@ -66,14 +66,19 @@ def document_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
         raise InputProblem("corrupt", str(exc)[:300]) from None
     finally:
         pdf.close()
-    return {"png": _png(image, size)}
+    return {"png": _encode(image, limits)}
 
 
-def _png(image, size: int) -> bytes:
-    image = image.copy()
+def _encode(image, limits: dict[str, Any]) -> bytes:
+    """Downscaled to the size asked and re-encoded: PNG, or JPEG where bytes count (reports)."""
+    size = limits.get("size", SIZE)
+    image = image.convert("RGB") if image.mode not in ("RGB", "L") else image.copy()
     image.thumbnail((size, size))
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
+    if limits.get("format") == "JPEG":
+        image.save(out, format="JPEG", quality=80, optimize=True)
+    else:
+        image.save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 
@@ -82,10 +87,10 @@ OPENERS = {"image": image_thumbnail, "document": document_thumbnail}
 
 def thumbnails(
     kind: str, paths: dict[str, Path], limits: dict[str, Any] | None = None, *, size: int = SIZE,
-    timeout: float = 15.0, workers: int = 2, memory_mb: int = 2048,
+    timeout: float = 15.0, workers: int = 2, memory_mb: int = 2048, fmt: str = "PNG",
 ) -> dict[str, bytes | InputError]:
-    """input_id -> PNG bytes, or the InputError that input ended as, for `paths` of one kind."""
-    limits = {**default_limits(kind), **(limits or {}), "size": size}
+    """input_id -> PNG (or JPEG) bytes, or the InputError that input ended as, for `paths` of one kind."""
+    limits = {**default_limits(kind), **(limits or {}), "size": size, "format": fmt}
     tasks = [Task(input_id, OPENERS[kind], path, limits, timeout) for input_id, path in paths.items()]
     results: dict[str, bytes | InputError] = {}
     for input_id, opened in open_all(tasks, workers=workers, memory_mb=memory_mb, tasks_per_worker=200):

@@ -89,6 +89,10 @@ def numeric_test(ref, cur) -> TestResult:
         pooled_range = max(float(x.max()), float(y.max())) - min(float(x.min()), float(y.min()))
         scale = max(abs(float(x[0])) * 0.01, pooled_range * 0.01, 1e-9)
     effect = float(stats.wasserstein_distance(x, y)) / scale
+    # The baseline's 1st and 99th percentiles, and how much of today lies beyond them (about 1%
+    # each when nothing moved): the scale a report's sentence speaks in ("15% are darker than 99%
+    # of the baseline").
+    low, high = np.quantile(x, [0.01, 0.99])
     return TestResult(
         "ks",
         float(ks.statistic),
@@ -103,6 +107,10 @@ def numeric_test(ref, cur) -> TestResult:
             "ref_mean": float(np.mean(x)),
             "cur_mean": float(np.mean(y)),
             "psi": psi(x, y),
+            "ref_p01": float(low),
+            "ref_p99": float(high),
+            "below_ref_p01": float(np.mean(y < low)),
+            "above_ref_p99": float(np.mean(y > high)),
         },
     )
 
