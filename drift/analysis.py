@@ -130,7 +130,8 @@ class Context:
             section = self.config.image
             with self.progress.status(f"loading image encoder {section.model} ({section.pretrained})"):
                 self._image_encoder = ImageEncoder(
-                    section.model, section.pretrained, section.seed, section.threads, section.architecture, section.quantize
+                    section.model, section.pretrained, section.seed, section.threads, section.architecture, section.quantize,
+                    section.backend,
                 )
         return self._image_encoder
 

@@ -110,8 +110,12 @@ class ImageSection(_Section):
     quantize: Literal["none", "int8"] = Field(
         default="none", description="int8: dynamic int8 Linear layers in the image tower, one item per pass: about 1.1x faster on a CPU"
     )
+    backend: Literal["torch", "onnxruntime"] = Field(
+        default="torch",
+        description="torch: PyTorch eager; onnxruntime: the tower exported once to ONNX and run by ONNX Runtime (pip install -e '.[onnx]')",
+    )
     batch_size: int = Field(default=32, ge=1, le=1024)
-    threads: int | None = Field(default=None, ge=1, description="torch threads; default: all cores")
+    threads: int | None = Field(default=None, ge=1, description="torch (or ONNX Runtime intra-op) threads; default: all cores")
     max_bytes: int = Field(default=25_000_000, gt=0)
     max_pixels: int = Field(default=50_000_000, gt=0)
     timeout_s: float = Field(default=15.0, gt=0)

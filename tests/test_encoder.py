@@ -120,3 +120,37 @@ def test_pretrained_is_read_one_way_by_the_config_and_the_encoder(tmp_path):
         config = load_job(job)
         assert source_of(config.image.pretrained) == source, value
         assert (config.image.pretrained == value) == (source != "checkpoint"), value  # only files are resolved
+
+
+def test_onnx_runtime_gives_the_torch_vectors_from_a_graph_cached_by_the_weights(tiny_clip, tmp_path, monkeypatch):
+    import shutil
+
+    arch, checkpoint = tiny_clip
+    local = tmp_path / checkpoint.name  # a checkpoint of our own: its cache folder is beside it
+    shutil.copy(checkpoint, local)
+    torch_encoder = ImageEncoder("drift-tiny", str(local), architecture=arch)
+    onnx_encoder = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime")
+    graph = onnx_encoder.onnx.path
+    assert graph.parent == tmp_path / ".drift-onnx" and torch_encoder.sha256[:16] in graph.name
+    pixels = np.random.default_rng(2).integers(0, 255, (9, 64, 64, 3), dtype=np.uint8)
+    ours, theirs = torch_encoder.encode_pixels(pixels), onnx_encoder.encode_pixels(pixels)
+    assert np.sum(ours * theirs, axis=1).min() >= 0.99999
+    # each vector a function of its item: alone or in a batch, the same to float precision
+    alone = np.concatenate([onnx_encoder.encode_pixels(pixels[i : i + 1]) for i in range(len(pixels))])
+    assert np.abs(alone - theirs).max() < 1e-5
+
+    # the graph and the runtime are pinned: a baseline made with PyTorch is not compared with it
+    identity = onnx_encoder.identity()
+    assert identity["backend"]["runtime"] == "onnxruntime" and len(identity["backend"]["graph_sha256"]) == 64
+    assert not same_encoder(torch_encoder.identity(), identity) and "backend" not in torch_encoder.identity()
+    exported = graph.stat().st_mtime_ns
+    again = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime")
+    assert graph.stat().st_mtime_ns == exported and same_encoder(identity, again.identity())  # exported once
+
+    with pytest.raises(EmbedderError, match="int8.*not available with backend = 'onnxruntime'"):
+        ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8")
+    import drift.embed.onnx_visual as onnx_visual
+
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
+    with pytest.raises(EmbedderError, match=r"pip install -e '.\[onnx\]'"):
+        onnx_visual._runtime()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 # Everything that shapes a vector; labels such as a tag or a file name may differ.
-_SHAPING = ("model", "source", "weights_sha256", "dim", "preprocess", "quantize")
+_SHAPING = ("model", "source", "weights_sha256", "dim", "preprocess", "quantize", "backend")
 
 
 def weights_sha256(model) -> str:

@@ -52,7 +52,9 @@ def encoder_line(encoders: dict | None) -> str:
             "checkpoint": f"local checkpoint {clip.get('pretrained')}",
             "hub": f"open_clip tag {clip.get('pretrained')}",
         }[clip["source"]]
-        sentences.append(f"Image encoder: open_clip {clip['model']}, {label}; weights sha256 {clip['weights_sha256'][:16]}.")
+        runtime = clip.get("backend")
+        ran = f"; run by ONNX Runtime {runtime['version']} (graph sha256 {runtime['graph_sha256'][:16]})" if runtime else ""
+        sentences.append(f"Image encoder: open_clip {clip['model']}, {label}; weights sha256 {clip['weights_sha256'][:16]}{ran}.")
     if "text" in encoders:
         text = encoders["text"]
         sentences.append(
