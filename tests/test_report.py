@@ -6,9 +6,11 @@ import json
 import re
 from datetime import timedelta
 
+import pytest
 from typer.testing import CliRunner
 
 from drift.cli import app
+from drift.errors import ConfigError
 from drift.report.html import html
 from drift.report.render import markdown
 
@@ -163,3 +165,18 @@ def test_the_html_report_stays_under_its_size_bound_however_many_findings():
     assert len(page.encode()) < MAX_BYTES
     assert "picture(s) were left out to keep this page under 5 MB" in page
     assert page.count("<li>") >= 400  # every segment's words are still there
+
+
+def test_alerts_link_the_html_report_where_the_reports_folder_is_served(world):
+    from drift.config import load_job
+    from drift.pipeline import day_window, report_link
+
+    _, job = world
+    config = load_job(job)
+    assert report_link(config, day_window(config, "2026-03-05")) == str(config.report.dir / "t" / "2026-03-05" / "report.html")
+    job.write_text(job.read_text() + '\n[report]\nurl = "https://drift.example.com/reports/"\n')
+    served = load_job(job)
+    assert report_link(served, day_window(served, "2026-03-05")) == "https://drift.example.com/reports/t/2026-03-05/report.html"
+    job.write_text(job.read_text().replace("https://drift.example.com/reports/", "drift.example.com"))
+    with pytest.raises(ConfigError, match=r"\[report\] url"):
+        load_job(job)
