@@ -25,7 +25,7 @@ from .baselines import Baseline
 from .config import JobConfig
 from .inputs import Window, local_path
 from .progress import QUIET, Progress
-from .record import Alert, build as build_record
+from .record import build as build_record
 from .report import render
 from .report.pictures import report_pictures
 from .stats.compare import compare_segment, error_rate_checks
@@ -233,14 +233,12 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                 verdicts = _segment_verdicts(config, analysis, baseline, context)
                 counter["items"] = len(verdicts)
             run_id = f"{config.name}-{window.start:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+            planned = plan_alerts(config, run_id, window.as_dict(), verdicts, report_link(config, window))
             embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
             record = build_record(
                 run_id=run_id, config=config, window=window, verdicts=verdicts, analysis=analysis,
-                alerts=[], baseline=baseline, embedder=embedder, evidence=_evidence(analysis, baseline, verdicts),
+                alerts=planned, baseline=baseline, embedder=embedder, evidence=_evidence(analysis, baseline, verdicts),
             )
-            # The alerts speak the record's words: its headline sentence per segment.
-            planned = plan_alerts(config, run_id, window.as_dict(), verdicts, report_link(config, window), record)
-            record.alerts = [Alert(severity=a.severity, dedup_key=a.dedup_key, title=a.title) for a in planned]
             with clock.stage("store") as counter:
                 tables = _tables(run_id, analysis, verdicts, analysis.sample.rows)
                 tables["log_rejects"] = analysis.sample.rejects.with_columns(pl.lit(run_id).alias("run_id"))

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import SEVERITY_ORDER, JobConfig
+from ..report.headline import ranked
 from ..stats.verdict import Verdict, max_severity
 
-MAX_TARGETS_IN_TITLE = 3
 MAX_CHANGES = 3  # sentences of what changed in a message, the headline first
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
@@ -47,10 +47,8 @@ def paging_findings(verdict: Verdict, config: JobConfig) -> list:
 
 
 def plan_alerts(
-    config: JobConfig, run_id: str, window: dict, verdicts: dict[tuple[str, str], Verdict], report_path: str, record=None
+    config: JobConfig, run_id: str, window: dict, verdicts: dict[tuple[str, str], Verdict], report_path: str
 ) -> list[PlannedAlert]:
-    """`record`: the run's record (drift.record), whose sentences the alerts speak in."""
-    words = {(s.kind, s.source): s.changes for s in record.segments} if record is not None else {}
     alerts = []
     for (kind, source), verdict in sorted(verdicts.items()):
         findings = paging_findings(verdict, config)
@@ -60,11 +58,9 @@ def plan_alerts(
         findings.sort(key=lambda f: (-SEVERITY_ORDER[f.severity], f.result.family, -(f.result.effect_size or 0)))
         families = list(dict.fromkeys(f.result.family for f in findings))
         severity = max_severity(f.severity for f in findings)
-        # Several methods test one target (an embedding: mmd, pca_ks, classifier); name it once.
-        names = list(dict.fromkeys(f.result.target for f in findings))
-        targets = ", ".join(names[:MAX_TARGETS_IN_TITLE])
-        more = f" (+{len(names) - MAX_TARGETS_IN_TITLE} more)" if len(names) > MAX_TARGETS_IN_TITLE else ""
-        changes = words.get((kind, source)) or [f"drift in {targets}{more}"]
+        finding_dicts = [f.as_dict() for f in findings]
+        # What pages, in the report's words (one sentence per target, the headline first).
+        changes = ranked(kind, source, finding_dicts)
         # The severity is said once, by each sink in its own way (a subject tag, an icon, a field).
         title = one_line(f"{config.name}: {kind}/{source}: {changes[0]}")
         alerts.append(
@@ -81,7 +77,7 @@ def plan_alerts(
                     "window": window,
                     "families": families,
                     "changes": changes[:MAX_CHANGES],
-                    "findings": [f.as_dict() for f in findings],
+                    "findings": finding_dicts,
                     "report": report_path,
                     "runbook": config.alerts.runbook_url,
                 },

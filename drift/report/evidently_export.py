@@ -12,21 +12,19 @@ Evidently is an extra (pip install -e '.[evidently]'): imported only here.
 
 from __future__ import annotations
 
-import logging
 import warnings
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
 import polars as pl
 
+from .. import store
 from ..analysis import file_label
 from ..baselines import Baseline
 from ..config import JobConfig
 from ..errors import DriftError
-
-log = logging.getLogger(__name__)
+from ..record import RunRecord
 
 
 def _evidently():
@@ -36,20 +34,7 @@ def _evidently():
         raise DriftError("Evidently is not installed; it is an extra: pip install -e '.[evidently]'") from None
 
 
-@contextmanager
-def _reader(config: JobConfig):
-    from .. import store
-
-    con = store.connect_reader(config.store.database)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 def _current(con, run_id: str, kind: str, source: str) -> pl.DataFrame:
-    from .. import store
-
     long = store.segment_descriptors(con, run_id, kind, source)
     if not long.height:
         return pl.DataFrame()
@@ -83,16 +68,11 @@ def _aligned(ref: pl.DataFrame, cur: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
     return ref.select(keep), cur.select(keep), [c for c in numeric if c in keep], [c for c in categorical if c in keep]
 
 
-def snapshots(config: JobConfig, con, run_id: str) -> Iterator[tuple[str, str, Any]]:
+def snapshots(config: JobConfig, con, record: RunRecord) -> Iterator[tuple[str, str, Any]]:
     """(kind, source, Evidently snapshot) for each segment the run and the baseline both hold."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from .. import store
-
-    record = store.load_run(con, config.name, run_id)
-    if record is None:
-        raise DriftError(f"no run {run_id!r} of job {config.name!r} in {config.store.database}")
     baseline = Baseline(config.baseline_dir)
     if baseline.name != record.baseline.name:
         raise DriftError(
@@ -128,16 +108,14 @@ def snapshots(config: JobConfig, con, run_id: str) -> Iterator[tuple[str, str, A
 
 def export_run(config: JobConfig, run: str, out_dir: Path) -> list[Path]:
     """`drift export evidently`: <kind>.<source>.html and .snapshot.json per segment in `out_dir`."""
-    from .. import store
-
     _evidently()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    with _reader(config) as con:
+    with store.connect_reader(config.store.database) as con:
         record = store.load_run(con, config.name, run)
         if record is None:
             raise DriftError(f"no run {run!r} of job {config.name!r} in {config.store.database}" + ("" if run == "latest" else "; try `latest`"))
-        for kind, source, snapshot in snapshots(config, con, record.run_id):
+        for kind, source, snapshot in snapshots(config, con, record):
             html, saved = (out_dir / f"{kind}.{file_label(source)}{suffix}" for suffix in (".html", ".snapshot.json"))
             snapshot.save_html(str(html))
             saved.write_text(snapshot.dumps())
@@ -153,8 +131,11 @@ def add_to_workspace(config: JobConfig, run_id: str) -> int:
     projects = workspace.search_project(config.name)
     project = projects[0] if projects else workspace.create_project(config.name, description=f"drift job {config.name}")
     added = 0
-    with _reader(config) as con:
-        for _, _, snapshot in snapshots(config, con, run_id):
+    with store.connect_reader(config.store.database) as con:
+        record = store.load_run(con, config.name, run_id)
+        if record is None:
+            raise DriftError(f"no run {run_id!r} of job {config.name!r} in {config.store.database}")
+        for _, _, snapshot in snapshots(config, con, record):
             workspace.add_run(project.id, snapshot)
             added += 1
     return added
