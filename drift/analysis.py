@@ -11,27 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import resource
-import shutil
-import tempfile
-import weakref
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import polars as pl
 
 from . import __version__
-from .config import JobConfig
-from .inputs import LogSample, Window, connect, inside_roots, local_path, open_log, resolve_uri, sample_window
-from .isolation import Task, open_all
-from .kinds import KINDS, FeatureSet, InputError
-from .progress import Progress
-
-Segment = tuple[str, str]  # (kind, source)
+from .config import JobConfig, is_remote
+from .featurize import Context, Segment, SegmentData, featurize
+from .inputs import LogSample, Window, connect, local_path, open_log, sample_window
+from .objects import object_store
 
 log = logging.getLogger(__name__)
 
@@ -99,94 +92,6 @@ class StageClock:
         )
 
 
-def file_label(source: str) -> str:
-    """A source name as a file name part: readable, and unique (sources that read alike once
-    sanitised, "acme corp" and "acme_corp", differ in the hash of their real name)."""
-    readable = re.sub(r"[^A-Za-z0-9_-]", "_", source)[:40]
-    return f"{readable}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
-
-
-class Context:
-    """What the kinds may ask of a run: the config and the (lazily loaded) encoders."""
-
-    def __init__(self, config: JobConfig, progress: Progress, spool_dir: Path | None = None):
-        self.config = config
-        self.progress = progress
-        if spool_dir is None:  # nobody keeps the vectors (a baseline saves its own copy): a temporary folder
-            spool_dir = Path(tempfile.mkdtemp(prefix="drift-spool-"))
-            weakref.finalize(self, shutil.rmtree, spool_dir, ignore_errors=True)
-        self.spool_dir = spool_dir  # where featurizers stream embeddings to
-        self._image_encoder = None
-        self._text_encoder = None
-        self.keep_documents = False  # payload kinds hand the parsed documents on (union schemas)
-
-    def spool_path(self, kind: str, source: str, embedding: str) -> Path:
-        return self.spool_dir / f"{kind}.{file_label(source)}.{embedding}.parquet"
-
-    def image_encoder(self):
-        if self._image_encoder is None:
-            from .embed.clip import ImageEncoder
-
-            section = self.config.image
-            with self.progress.status(f"loading image encoder {section.model} ({section.pretrained})"):
-                self._image_encoder = ImageEncoder(
-                    section.model, section.pretrained, section.seed, section.threads, section.architecture, section.quantize,
-                    section.backend,
-                )
-        return self._image_encoder
-
-    def text_encoder(self):
-        if self._text_encoder is None:
-            from .embed.text import TextEncoder
-
-            section = self.config.document
-            with self.progress.status(f"loading text encoder {section.text_model}"):
-                self._text_encoder = TextEncoder(section.text_model, section.text_chars, self.config.image.threads)
-        return self._text_encoder
-
-    def encoder(self, name: str):
-        return {"clip": self.image_encoder, "text": self.text_encoder}[name]()
-
-    def encoders_for(self, kinds: set[str]) -> set[str]:
-        return set().union(*(KINDS[k].encoders(self.config) for k in kinds)) if kinds else set()
-
-    def embedder_identity(self, kinds: set[str]) -> dict[str, Any] | None:
-        """The identity of every encoder these kinds use, by embedding name; None when they use none."""
-        names = self.encoders_for(kinds)
-        return {name: self.encoder(name).identity() for name in sorted(names)} or None
-
-
-@dataclass
-class SegmentData:
-    kind: str
-    source: str
-    n_population: int
-    n_sampled: int
-    features: FeatureSet
-    errors: list[InputError] = field(default_factory=list)
-
-    def error_counts(self) -> dict[str, int]:
-        """Input errors by category. Our own failures (internal) are not the inputs' and are left out."""
-        counts: dict[str, int] = {}
-        for error in self.errors:
-            if not error.internal:
-                counts[error.category] = counts.get(error.category, 0) + 1
-        return counts
-
-    @property
-    def n_input_errors(self) -> int:
-        return sum(self.error_counts().values())
-
-    @property
-    def internal_errors(self) -> list[InputError]:
-        return [e for e in self.errors if e.internal]
-
-    @property
-    def n_judged(self) -> int:
-        """Sampled inputs that ended as items or as input errors: what error rates are shares of."""
-        return self.n_sampled - len(self.internal_errors)
-
-
 @dataclass
 class WindowAnalysis:
     window: Window
@@ -208,17 +113,15 @@ def item_paths(rows: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"input_id": rows["input_id"], "path": pl.Series(paths, dtype=pl.Utf8)}).drop_nulls("path")
 
 
-def _target(row: dict[str, Any], roots: list[Path]) -> tuple[Any, InputError | None]:
-    if row["uri"] is None:
-        return row["body"].encode("utf-8"), None
-    uri = row["uri"]
-    if "://" in uri and not uri.startswith("file://"):
-        scheme = uri.split("://", 1)[0]
-        return None, InputError(row["input_id"], "unsupported", f"uri scheme {scheme}:// is not readable yet")
-    path = resolve_uri(uri, row["log_file"])
-    if not inside_roots(path, roots):
-        return None, InputError(row["input_id"], "outside_roots", f"{path} is outside [inputs] roots; not read")
-    return path, None
+def sample_log(config: JobConfig, window: Window) -> LogSample:
+    """The window's sample, read where the log lies (a folder, or a bucket through [inputs.s3])."""
+    filesystem = object_store(config.inputs.s3) if is_remote(config.inputs.log) else None
+    con = connect(config.inputs.memory_limit, filesystem)
+    try:
+        log_source = open_log(con, config.inputs.log, config.inputs.date_partition, filesystem)
+        return sample_window(con, log_source, window, config.sampling.max_per_segment, config.sampling.seed)
+    finally:
+        con.close()
 
 
 def analyse_window(
@@ -226,12 +129,7 @@ def analyse_window(
 ) -> WindowAnalysis:
     """`kinds` limits the work to some input kinds (`drift fingerprint` opens only payloads)."""
     with clock.stage("sample") as counter:
-        con = connect()
-        try:
-            open_log(con, config.inputs.log)
-            sample = sample_window(con, window, config.sampling.max_per_segment, config.sampling.seed)
-        finally:
-            con.close()
+        sample = sample_log(config, window)
         counter["items"] = sample.rows.height
 
     population = {(r["kind"], r["source"]): r["n_population"] for r in sample.population.iter_rows(named=True)}
@@ -241,59 +139,25 @@ def analyse_window(
             rows=sample.rows.filter(pl.col("kind").is_in(sorted(kinds))),
             population=sample.population.filter(pl.col("kind").is_in(sorted(kinds))),
         )
-    rows = sample.rows.to_dicts()
-    segments: dict[Segment, SegmentData] = {}
-    featurizers: dict[Segment, Any] = {}
-    row_segment: dict[str, Segment] = {}
-    outcomes: dict[str, str] = {}
-    tasks: list[Task] = []
-    limits: dict[str, dict[str, Any]] = {}
-
     with clock.stage("open_and_featurize") as counter:
-        for row in rows:
-            segment = (row["kind"], row["source"])
-            kind = KINDS[row["kind"]]
-            if segment not in segments:
-                segments[segment] = SegmentData(row["kind"], row["source"], population.get(segment, 0), 0, FeatureSet())
-                featurizers[segment] = kind.featurizer(context, row["source"])
-            if row["kind"] not in limits:
-                limits[row["kind"]] = kind.limits(context)
-            segments[segment].n_sampled += 1
-            row_segment[row["input_id"]] = segment
-            target, refused = _target(row, config.inputs.roots)
-            if refused is not None:
-                segments[segment].errors.append(refused)
-                outcomes[row["input_id"]] = "error"
-                continue
-            tasks.append(Task(row["input_id"], kind.open_input, target, limits[row["kind"]], kind.timeout(context), getattr(kind, "open_batch", None)))
+        with context.progress.bar("opening and embedding inputs", total=sample.rows.height) as advance:
+            if config.engine.kind == "ray":
+                from .engines.ray_engine import featurize_on_ray
 
-        with context.progress.bar("opening and embedding inputs", total=len(rows)) as advance:
-            advance(len(rows) - len(tasks))
-            for input_id, opened in open_all(
-                tasks,
-                workers=config.limits.workers,
-                memory_mb=config.limits.memory_mb,
-                tasks_per_worker=config.limits.tasks_per_worker,
-            ):
-                segment = row_segment[input_id]
-                if isinstance(opened, InputError):
-                    segments[segment].errors.append(opened)
-                    outcomes[input_id] = "error"
-                else:
-                    featurizers[segment].add(input_id, opened)
-                    outcomes[input_id] = "ok"
-                advance(1)
+                segments, outcomes = featurize_on_ray(sample.rows, context, advance)
+            else:
+                segments, outcomes = featurize(sample.rows.to_dicts(), context, advance)
         received = received_seconds(sample.rows)
         paths = item_paths(sample.rows)
-        for segment, featurizer in featurizers.items():
-            features = featurizer.finish()
+        for segment, data in segments.items():
+            data.n_population = population.get(segment, 0)
+            features = data.features
             # when each item arrived: payload checks compare times in the data with it
             features.tables["received"] = received.filter(pl.col("input_id").is_in(features.ids))
             # where each file is: the report's thumbnails (a baseline keeps its own, for typical items)
             if paths.height:
                 features.tables["paths"] = paths.filter(pl.col("input_id").is_in(features.ids))
-            segments[segment].features = features
-        counter["items"] = len(rows)
+        counter["items"] = sample.rows.height
     return WindowAnalysis(window, sample, segments, outcomes)
 
 

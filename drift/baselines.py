@@ -29,13 +29,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import versions
-from .analysis import Context, SegmentData, StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
-from .config import JobConfig
+from .analysis import StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
+from .featurize import Context, SegmentData
+from .config import JobConfig, is_remote
 from .embed.arrow import to_arrow, to_matrix
 from .embed.identity import file_sha256, same_encoder
 from .errors import BaselineError
 from .inputs import Window
 from .kinds import FeatureSet
+from .objects import pull_folder, push_folder
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2  # 2: the embedder is recorded per encoder ({"clip": ..., "text": ...})
@@ -138,7 +140,45 @@ def build(config: JobConfig, start: datetime, end: datetime, context: Context, c
         with clock.stage("save_baseline"):
             embedder = context.embedder_identity({k for k, _ in analysis.segments})
             manifest = save(analysis, config.baseline_dir, job=config.name, name=config.baseline.name, embedder=embedder, config=config)
+            if is_remote(config.baseline.dir):
+                _remote(config, lambda store: push_folder(store, config.baseline_dir.resolve(), config.baseline_uri, MANIFEST, sorted(manifest["files"])))
         return {**manifest, "internal_errors": internal}
+
+
+def open_baseline(config: JobConfig) -> Baseline:
+    """The job's baseline, verified; one that lives under s3:// is copied here first."""
+    if not is_remote(config.baseline.dir):
+        return Baseline(config.baseline_dir)
+    local = config.baseline_dir.with_name(config.baseline_dir.name + ".pulled")
+
+    def listed(manifest_path: Path) -> list[str]:
+        try:
+            return sorted(json.loads(manifest_path.read_text())["files"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise BaselineError(f"baseline manifest {config.baseline_uri}/{MANIFEST} is unreadable: {exc}") from None
+
+    _remote(config, lambda store: pull_folder(store, config.baseline_uri, local, MANIFEST, listed))
+    return Baseline(local)
+
+
+def _remote(config: JobConfig, action) -> None:
+    """Do something with the baseline's prefix; the store's failures become one clear BaselineError."""
+    from .objects import classify_error, object_store
+
+    try:
+        action(object_store(config.inputs.s3))
+    except BaselineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the store's own errors are classified; anything else is ours
+        classified = classify_error(exc)
+        if classified is None:
+            raise
+        category, message = classified
+        if category == "missing":
+            raise BaselineError(
+                f"no baseline at {config.baseline_uri}; build it first: drift baseline build JOB --start YYYY-MM-DD --end YYYY-MM-DD"
+            ) from None
+        raise BaselineError(f"baseline {config.baseline_uri}: {category}: {message}") from None
 
 
 class Baseline:

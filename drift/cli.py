@@ -106,7 +106,8 @@ def baseline_build(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Sample a reference window, compute its features and store them as the baseline."""
-    from .analysis import Context, StageClock
+    from .analysis import StageClock
+    from .featurize import Context
     from .baselines import build
     from .config import load_job
     from .pipeline import parse_day
@@ -187,7 +188,8 @@ def fingerprint(
 
     Fingerprints of several days merge into one with drift.fingerprint.summary.merge.
     """
-    from .analysis import Context, StageClock, analyse_window
+    from .analysis import StageClock, analyse_window
+    from .featurize import Context
     from .config import load_job
     from .fingerprint import summary
     from .pipeline import day_window

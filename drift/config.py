@@ -78,9 +78,64 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
 
 
+class S3Section(_Section):
+    """Where s3:// objects are read, for stores other than AWS. Credentials never come from here:
+    they come from the standard AWS chain (environment, profile, instance role)."""
+
+    endpoint: str | None = Field(default=None, description="http(s)://host:port of an S3-compatible store (MinIO, R2, GCS interop)")
+    region: str | None = None
+    url_style: Literal["virtual", "path"] = Field(default="virtual", description="path: http://host/bucket/key (MinIO, most local stores)")
+    timeout_s: float = Field(default=30.0, gt=0, description="per request: connecting, and each read")
+    profile: str | None = Field(default=None, description="a named profile of the AWS config files")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ValueError(f"expected http(s)://host[:port], got {value!r}")
+        return value
+
+
+def is_remote(location: str | Path) -> bool:
+    """An object-storage location (s3://...), not a local path."""
+    return str(location).startswith("s3://")
+
+
+def _storage_location(value: str, what: str) -> str:
+    if "://" in value and not value.startswith(("s3://", "file://")):
+        raise ValueError(f"{what} {value!r}: only local paths and s3:// are supported")
+    if value.startswith("s3://") and len(value) <= len("s3://"):
+        raise ValueError(f"{what} {value!r}: name a bucket, as s3://bucket/prefix/")
+    return value
+
+
 class InputsSection(_Section):
-    log: str = Field(description="glob of Parquet, JSON Lines or CSV files")
-    roots: list[Path] = Field(min_length=1, description="folders the monitor may read inputs from")
+    log: str = Field(description="glob of Parquet, JSON Lines or CSV files, on disk or under s3://")
+    roots: list[str] = Field(min_length=1, description="folders, or s3:// bucket prefixes, the monitor may read inputs from")
+    date_partition: str = Field(default="dt", description="hive partition column holding the date (dt=2026-11-02/), used to skip other days")
+    memory_limit: str | None = Field(default=None, description="DuckDB's memory limit while sampling, such as '4GB' (default: 80% of RAM)")
+    s3: S3Section = S3Section()
+
+    @field_validator("log")
+    @classmethod
+    def _log(cls, value: str) -> str:
+        return _storage_location(value, "log")
+
+    @field_validator("roots")
+    @classmethod
+    def _roots(cls, value: list[str]) -> list[str]:
+        return [_storage_location(root, "root") for root in value]
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", value, re.IGNORECASE):
+            raise ValueError(f"expected a size such as '4GB' or '512MiB', got {value!r}")
+        return value
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.log) or any(is_remote(root) for root in self.roots)
 
 
 class SamplingSection(_Section):
@@ -90,7 +145,12 @@ class SamplingSection(_Section):
 
 class BaselineSection(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    dir: Path = Path("baselines")
+    dir: str = Field(default="baselines", description="a folder, or an s3:// prefix")
+
+    @field_validator("dir")
+    @classmethod
+    def _dir(cls, value: str) -> str:
+        return _storage_location(value, "dir")
 
 
 class LimitsSection(_Section):
@@ -172,6 +232,27 @@ class ReportSection(_Section):
     dir: Path = Path("reports")
     # where `dir` is served (https://drift.example.com/reports): alerts link there instead of to the file
     url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+
+class EngineSection(_Section):
+    """Where inputs are opened and featurized: worker processes here, or a Ray cluster."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = Field(
+        default=None,
+        description="the Ray cluster: 'auto', ray://host:10001, or 'local' to start one here; default: RAY_ADDRESS, else 'local'",
+    )
+    actors: int | None = Field(default=None, ge=1, description="featurizing actors; default: the cluster's CPUs less one (at least 1)")
+    batch_size: int = Field(default=256, ge=1, le=100_000, description="sampled rows per actor call")
+
+    @field_validator("kind")
+    @classmethod
+    def _ray_installed(cls, value: str) -> str:
+        import importlib.util
+
+        if value == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError("Ray is not installed; it is an extra: pip install -e '.[ray]'")
+        return value
 
 
 class ExportSection(_Section):
@@ -267,6 +348,7 @@ class JobConfig(_Section):
     sampling: SamplingSection = SamplingSection()
     baseline: BaselineSection
     limits: LimitsSection = LimitsSection()
+    engine: EngineSection = EngineSection()
     image: ImageSection = ImageSection()
     document: DocumentSection = DocumentSection()
     payload: PayloadSection = PayloadSection()
@@ -285,7 +367,19 @@ class JobConfig(_Section):
 
     @property
     def baseline_dir(self) -> Path:
-        return self.baseline.dir / self.job.name / self.baseline.name
+        """Where the baseline is read and written on this machine (a local copy when it lives under s3://)."""
+        if is_remote(self.baseline.dir):
+            from .objects import baseline_cache
+
+            return baseline_cache(self.baseline_uri)
+        return Path(self.baseline.dir) / self.job.name / self.baseline.name
+
+    @property
+    def baseline_uri(self) -> str:
+        """The baseline's home: a folder, or an s3:// prefix."""
+        if is_remote(self.baseline.dir):
+            return f"{self.baseline.dir.rstrip('/')}/{self.job.name}/{self.baseline.name}"
+        return str(self.baseline_dir)
 
 
 def _format_error(path: Path, error: dict) -> str:
@@ -330,10 +424,11 @@ def load_job(path: str | Path) -> JobConfig:
 
     base = path.resolve().parent
     config.path = path.resolve()
-    config.inputs.roots = [_resolve(base, r) for r in config.inputs.roots]
+    config.inputs.roots = [r if is_remote(r) else str(_resolve(base, Path(r.removeprefix("file://")))) for r in config.inputs.roots]
     if not Path(config.inputs.log).expanduser().is_absolute() and "://" not in config.inputs.log:
         config.inputs.log = str(base / config.inputs.log)
-    config.baseline.dir = _resolve(base, config.baseline.dir)
+    if not is_remote(config.baseline.dir):
+        config.baseline.dir = str(_resolve(base, Path(config.baseline.dir)))
     config.store.database = _resolve(base, config.store.database)
     config.report.dir = _resolve(base, config.report.dir)
     if config.export.evidently_workspace is not None:

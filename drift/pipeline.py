@@ -20,8 +20,9 @@ from .alerts.deliver import deliver_pending
 from .alerts.outbox import apply_alerts
 from .alerts.policy import clean_segments, plan_alerts
 from .alerts.sinks import build_sink
-from .analysis import Context, StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
-from .baselines import Baseline
+from .analysis import StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
+from .featurize import Context
+from .baselines import Baseline, open_baseline
 from .config import JobConfig
 from .inputs import Window, local_path
 from .progress import QUIET, Progress
@@ -225,7 +226,7 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
         embeddings = versions.new_version(report_dir / "embeddings")
         try:
             context = Context(config, progress, spool_dir=embeddings)
-            baseline = Baseline(config.baseline_dir)
+            baseline = open_baseline(config)
             baseline.check_embedder(context)
             analysis = analyse_window(config, window, context, clock)
             report_internal_errors(analysis)

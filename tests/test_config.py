@@ -41,7 +41,7 @@ def test_minimal_job_gets_defaults_and_paths_relative_to_the_file(tmp_path, monk
     monkeypatch.chdir("/")
     config = load_job(write(tmp_path, MINIMAL))
     assert config.inputs.log == str(tmp_path / "logs/*.parquet")
-    assert config.inputs.roots == [tmp_path / "data"]
+    assert config.inputs.roots == [str(tmp_path / "data")]
     assert config.baseline_dir == tmp_path / "baselines" / "shop" / "march"
     assert config.store.database == tmp_path / "drift.duckdb"
     assert config.job.window_length.days == 1
@@ -109,7 +109,7 @@ def test_shipped_job_files_are_valid_and_name_the_secrets_their_sinks_read(monke
     from drift.alerts.sinks import build_sink
 
     demo = load_job(ROOT / "jobs" / "demo.toml")
-    assert demo.baseline.dir == (ROOT / "baselines").resolve()
+    assert demo.baseline.dir == str((ROOT / "baselines").resolve())
     nightly = load_job(ROOT / "jobs" / "nightly.example.toml")
     variables = sorted({v for s in nightly.alerts.sinks for k, v in s.model_dump().items() if k.endswith("_env") and v})
     assert "DRIFT_WEBHOOK_SECRET" in variables and "DRIFT_SLACK_WEBHOOK_URL" in variables

@@ -31,8 +31,7 @@ def log(tmp_path, rows, name="log.parquet"):
 
 def sample(pattern, window=DAY, cap=1000, seed=0):
     con = connect()
-    open_log(con, pattern)
-    return sample_window(con, window, cap, seed)
+    return sample_window(con, open_log(con, pattern), window, cap, seed)
 
 
 def rows_for(n, source="s", kind="payload", day="2026-05-01"):
@@ -95,10 +94,10 @@ def test_sampling_is_uniform_within_a_segment(tmp_path):
     n, cap, seeds = 200, 20, 300
     path = log(tmp_path, rows_for(n))
     con = connect()
-    open_log(con, path)
+    opened = open_log(con, path)
     hits = Counter()
     for seed in range(seeds):
-        hits.update(sample_window(con, DAY, cap, seed).rows["input_id"].to_list())
+        hits.update(sample_window(con, opened, DAY, cap, seed).rows["input_id"].to_list())
     observed = [hits.get(f"s-{i}", 0) for i in range(n)]
     assert sum(observed) == cap * seeds
     expected = cap * seeds / n

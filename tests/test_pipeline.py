@@ -12,7 +12,8 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from drift.analysis import Context, StageClock, code_version, file_label
+from drift.analysis import StageClock, code_version
+from drift.featurize import Context, file_label
 from drift.baselines import Baseline, build
 from drift.config import load_job
 from drift.errors import BaselineError, StoreLockedError

@@ -6,7 +6,8 @@ import pytest
 
 from drift import versions
 from drift.baselines import build
-from drift.analysis import Context, StageClock
+from drift.analysis import StageClock
+from drift.featurize import Context
 from drift.config import load_job
 from drift.errors import StoreLockedError
 from drift.progress import QUIET

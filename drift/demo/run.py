@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..analysis import Context, StageClock
+from ..analysis import StageClock
+from ..featurize import Context
 from ..baselines import build
 from ..config import load_job
 from ..errors import DriftError

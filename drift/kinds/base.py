@@ -76,10 +76,55 @@ class FeatureSet:
     def n(self) -> int:
         return len(self.ids)
 
+    @classmethod
+    def concat(cls, parts: list[FeatureSet], position: dict[str, int]) -> FeatureSet:
+        """One segment's features from pieces featurized apart (Ray actors), in the order
+        `position` gives each input_id: the order the same items would have had in one piece."""
+        import numpy as np
+        import polars as pl
+
+        ids = sorted((i for part in parts for i in part.ids), key=position.__getitem__)
+        rank = pl.DataFrame({"input_id": ids, "_rank": range(len(ids))}, schema={"input_id": pl.Utf8, "_rank": pl.Int64})
+        frames = [part.descriptors for part in parts if part.descriptors.height]
+        descriptors = (
+            pl.concat(frames, how="diagonal_relaxed").join(rank, on="input_id").sort("_rank").drop("_rank")
+            if frames else pl.DataFrame({"input_id": pl.Series([], dtype=pl.Utf8)})
+        )
+        embeddings = {}
+        for name in sorted({name for part in parts for name in part.embeddings}):
+            stacked = np.concatenate([part.embeddings[name] for part in parts if name in part.embeddings])
+            order = [i for part in parts if name in part.embeddings for i in part.ids]
+            row = {input_id: r for r, input_id in enumerate(order)}
+            embeddings[name] = stacked[[row[i] for i in ids]]
+        tables = {}
+        for name in sorted({name for part in parts for name in part.tables}):
+            pieces = [part.tables[name] for part in parts if name in part.tables]
+            if name == "schema":  # the window's union JSON Schema: merged, not stacked
+                tables[name] = _merged_schema(pieces)
+                continue
+            # each item's rows keep their order; items follow the sample (a stable sort)
+            tables[name] = (
+                pl.concat(pieces, how="diagonal_relaxed").with_columns(pl.col("input_id").replace_strict(position, default=None, return_dtype=pl.Int64).alias("_rank"))
+                .sort("_rank", maintain_order=True).drop("_rank")
+            )
+        return cls(ids=ids, descriptors=descriptors, embeddings=embeddings, tables=tables)
+
     def received(self) -> pl.DataFrame | None:
         """input_id -> received_at (epoch seconds), or None when unknown (a baseline built before it was kept)."""
         table = self.tables.get("received")
         return table if table is not None and table.height else None
+
+
+def _merged_schema(pieces: list[pl.DataFrame]) -> pl.DataFrame:
+    import orjson
+    import polars as pl
+    from genson import SchemaBuilder
+
+    builder = SchemaBuilder()
+    for piece in pieces:
+        for text in piece["schema"]:
+            builder.add_schema(orjson.loads(text))
+    return pl.DataFrame({"schema": [orjson.dumps(builder.to_schema()).decode()]})
 
 
 class Featurizer(Protocol):
@@ -127,8 +172,16 @@ class DescriptorFeaturizer:
 
 
 def read_limited(path, max_bytes: int) -> bytes:
-    """Read a file, refusing it before reading when it is over the size limit."""
+    """Read a file (or an object in a bucket), refusing it before reading when it is over the size limit."""
     import os
+
+    if type(path).__name__ == "ObjectRef":  # imported only where a bucket is read
+        from ..objects import ObjectError, read_object
+
+        try:
+            return read_object(path, max_bytes)
+        except ObjectError as exc:
+            raise InputProblem(exc.category, exc.message) from None
 
     try:
         size = os.path.getsize(path)

@@ -20,8 +20,8 @@ from typing import Any, Iterator
 import polars as pl
 
 from .. import store
-from ..analysis import file_label
-from ..baselines import Baseline
+from ..featurize import file_label
+from ..baselines import open_baseline
 from ..config import JobConfig
 from ..errors import DriftError
 from ..record import RunRecord
@@ -73,7 +73,7 @@ def snapshots(config: JobConfig, con, record: RunRecord) -> Iterator[tuple[str, 
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    baseline = Baseline(config.baseline_dir)
+    baseline = open_baseline(config)
     if baseline.name != record.baseline.name:
         raise DriftError(
             f"run {record.run_id} was compared with baseline {record.baseline.name!r}, but {config.baseline_dir} now holds "

@@ -1,0 +1,111 @@
+"""Featurization on a real local Ray cluster gives what the local engine gives."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from drift.analysis import StageClock, analyse_window
+from drift.featurize import Context
+from drift.config import load_job
+from drift.inputs import Window
+from drift.baselines import build, open_baseline
+from drift.pipeline import _segment_verdicts
+from drift.progress import QUIET
+
+from .conftest import BASE_DAY, write_day, write_job
+
+if os.environ.get("CI"):
+    import ray  # noqa: F401 - CI installs the extra: a missing Ray is a failure there, not a skip
+else:
+    ray = pytest.importorskip("ray")
+
+DAY = BASE_DAY + timedelta(days=4)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local cluster of 2 CPUs on 127.0.0.1, stopped when the module ends."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_world(tmp_path, tiny_clip):
+    for d in range(3):
+        write_day(tmp_path, BASE_DAY + timedelta(days=d), seed=d, n=24)
+    hostile = tmp_path / "data" / "hostile.jpg"
+    hostile.parent.mkdir(parents=True, exist_ok=True)
+    hostile.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2000))
+    good = {"received_at": (DAY + timedelta(hours=1)).isoformat(), "source": "phone", "body": None}
+    extra = [
+        {**good, "input_id": "hostile", "kind": "image", "uri": "../data/hostile.jpg"},
+        {**good, "input_id": "gone", "kind": "image", "uri": "../data/nowhere.jpg"},
+        {**good, "input_id": "escape", "kind": "image", "uri": "/etc/hostname"},
+    ]
+    write_day(tmp_path, DAY, seed=11, n=24, degrade_images=True, break_orders=True, extra_rows=extra)
+    local = write_job(tmp_path, tiny_clip)
+    ray_job = tmp_path / "ray.toml"
+    ray_job.write_text(
+        local.read_text().replace('[baseline]', '[engine]\nkind = "ray"\naddress = "local"\nbatch_size = 40\n\n[baseline]')
+        .replace('name = "alerts-file"', 'name = "alerts-file"').replace('path = "alerts.jsonl"', 'path = "alerts-ray.jsonl"')
+        + '\n[store]\ndatabase = "ray.duckdb"\n'
+    )
+    return local, ray_job
+
+
+def _analyse(job):
+    config = load_job(job)
+    window = Window(DAY, DAY + timedelta(days=1))
+    return analyse_window(config, window, Context(config, QUIET), StageClock())
+
+
+def test_ray_engine_gives_the_local_features_errors_and_verdicts(cluster, ray_world):
+    local_job, ray_job = ray_world
+    here, there = _analyse(local_job), _analyse(ray_job)
+
+    assert there.outcomes == here.outcomes
+    assert set(there.segments) == set(here.segments)
+    for segment, mine in here.segments.items():
+        theirs = there.segments[segment]
+        assert (theirs.n_sampled, theirs.n_population) == (mine.n_sampled, mine.n_population)
+        assert [(e.input_id, e.category) for e in theirs.errors] == [(e.input_id, e.category) for e in mine.errors]
+        assert theirs.features.ids == mine.features.ids
+        assert theirs.features.descriptors.equals(mine.features.descriptors.select(theirs.features.descriptors.columns))
+        assert set(theirs.features.descriptors.columns) == set(mine.features.descriptors.columns)
+        assert sorted(theirs.features.tables) == sorted(mine.features.tables)
+        for name, table in mine.features.tables.items():  # payload fingerprints, times, paths
+            assert theirs.features.tables[name].equals(table), (segment, name)
+        assert sorted(theirs.features.embeddings) == sorted(mine.features.embeddings)
+        for name, vectors in mine.features.embeddings.items():
+            other = theirs.features.embeddings[name]
+            ok = ~np.isnan(vectors).any(axis=1)
+            assert (ok == ~np.isnan(other).any(axis=1)).all()
+            if not ok.any():
+                continue
+            cosine = (vectors[ok] * other[ok]).sum(1) / np.linalg.norm(vectors[ok], axis=1) / np.linalg.norm(other[ok], axis=1)
+            assert cosine.min() >= 1 - 1e-5, (segment, name, cosine.min())
+    errors = {e.input_id: e.category for d in there.segments.values() for e in d.errors}
+    assert errors["hostile"] in ("corrupt", "truncated")
+    assert (errors["gone"], errors["escape"]) == ("missing", "outside_roots")
+
+    # the verdicts: both nights against one baseline, decided as a run decides
+    config = load_job(local_job)
+    build(config, BASE_DAY, BASE_DAY + timedelta(days=3), Context(config, QUIET), StageClock())
+    baseline = open_baseline(config)
+    decided = {}
+    for name, analysis in (("local", here), ("ray", there)):
+        verdicts = _segment_verdicts(config, analysis, baseline, Context(config, QUIET))
+        decided[name] = {
+            segment: (v.status, v.drifted, v.severity, sorted((f.result.family, f.result.target, f.status) for f in v.findings))
+            for segment, v in verdicts.items()
+        }
+    assert decided["ray"] == decided["local"]
+    assert any(drifted for _, drifted, _, _ in decided["local"].values())
