@@ -49,10 +49,12 @@ def object_store(section) -> Any:
         profile=section.profile,
         client_kwargs=client_kwargs,
         config_kwargs=config_kwargs,
-        retries=2,
         skip_instance_cache=True,
         use_listings_cache=False,
     )
+    # s3fs retries a failed call 5 times with backoff on top of botocore's own attempts: a stalled
+    # store would hold a worker for minutes. botocore's 2 attempts are the retries.
+    store.retries = 1
     _stores[key] = store
     return store
 
