@@ -10,6 +10,7 @@ line saying so: report it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -229,7 +230,10 @@ def validate(job: Path = typer.Argument(..., help="The job file (TOML).")) -> No
     out.print(f"{job}: valid job {config.name!r}", highlight=False)
     out.print(f"  log       {config.inputs.log}", highlight=False)
     out.print(f"  roots     {', '.join(map(str, config.inputs.roots))}", highlight=False)
-    out.print(f"  baseline  {config.baseline_dir}", highlight=False)
+    out.print(f"  baseline  {config.baseline_uri}", highlight=False)
+    engine = config.engine
+    where = f" at {engine.address or os.environ.get('RAY_ADDRESS') or 'a local cluster'}" if engine.kind == "ray" else ""
+    out.print(f"  engine    {engine.kind}{where}", highlight=False)
     out.print(f"  store     {config.store.database}", highlight=False)
     out.print(f"  encoder   {config.image.model} ({config.image.pretrained})", highlight=False)
     out.print(f"  schedule  {config.job.schedule} ({config.job.timezone}), window {config.job.window}", highlight=False)

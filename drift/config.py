@@ -242,7 +242,8 @@ class EngineSection(_Section):
         default=None,
         description="the Ray cluster: 'auto', ray://host:10001, or 'local' to start one here; default: RAY_ADDRESS, else 'local'",
     )
-    actors: int | None = Field(default=None, ge=1, description="featurizing actors; default: the cluster's CPUs less one (at least 1)")
+    actors: int | None = Field(default=None, ge=1, description="featurizing actors; default: as many as fit in the cluster's CPUs less one (at least 1)")
+    cpus_per_actor: int = Field(default=1, ge=1, le=256, description="CPUs each actor reserves; its torch threads, unless [image] threads says otherwise")
     batch_size: int = Field(default=256, ge=1, le=100_000, description="sampled rows per actor call")
 
     @field_validator("kind")

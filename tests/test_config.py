@@ -135,3 +135,18 @@ def test_repository_demo_job_matches_the_packaged_one():
         for key, value in values.items():
             if (section, key) not in paths:
                 assert shipped[section][key] == value, (section, key)
+
+
+def test_object_storage_and_engine_settings_are_checked(tmp_path):
+    bucket = MINIMAL.replace('roots = ["data"]', 'roots = ["data", "s3://uploads/receipts/"]').replace(
+        'log = "logs/*.parquet"', 'log = "s3://logs/inputs/dt=*/*.parquet"')
+    config = load_job(write(tmp_path, bucket + '\n[engine]\nkind = "ray"\n'))
+    assert config.inputs.log == "s3://logs/inputs/dt=*/*.parquet"
+    assert config.inputs.roots == [str(tmp_path / "data"), "s3://uploads/receipts/"]
+    assert config.engine.kind == "ray" and config.engine.actors is None
+    remote = load_job(write(tmp_path, MINIMAL.replace('name = "march"', 'name = "march"\ndir = "s3://drift/baselines"')))
+    assert remote.baseline_uri == "s3://drift/baselines/shop/march"
+    assert "[inputs] memory_limit: Value error, expected a size such as '4GB'" in error_of(tmp_path, MINIMAL.replace('roots = ["data"]', 'roots = ["data"]\nmemory_limit = "lots"'))
+    assert "only local paths and s3:// are supported" in error_of(tmp_path, MINIMAL.replace('roots = ["data"]', 'roots = ["gs://bucket/x"]'))
+    assert "[inputs.s3] endpoint: Value error, expected http(s)://host[:port]" in error_of(tmp_path, MINIMAL + '\n[inputs.s3]\nendpoint = "minio:9000"\n')
+    assert "[engine] kind: Input should be 'local' or 'ray'" in error_of(tmp_path, MINIMAL + '\n[engine]\nkind = "spark"\n')

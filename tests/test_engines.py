@@ -109,3 +109,53 @@ def test_ray_engine_gives_the_local_features_errors_and_verdicts(cluster, ray_wo
         }
     assert decided["ray"] == decided["local"]
     assert any(drifted for _, drifted, _, _ in decided["local"].values())
+
+
+def test_pieces_featurized_apart_join_in_the_order_of_the_sample():
+    """What actors return, in any order, becomes the segment one process would have made."""
+    import orjson
+    import polars as pl
+    from genson import SchemaBuilder
+
+    from drift.kinds import FeatureSet
+
+    def piece(ids, docs):
+        return FeatureSet(
+            ids=ids,
+            descriptors=pl.DataFrame({"input_id": ids, "n_keys": [float(len(d)) for d in docs]}),
+            embeddings={"clip": np.array([[float(i[-1]), 1.0] for i in ids], dtype=np.float32)},
+            tables={
+                "tags": pl.DataFrame({"input_id": [i for i in ids for _ in (0, 1)], "path": [p for _ in ids for p in ("$.a", "$.b")]}),
+                "schema": pl.DataFrame({"schema": [orjson.dumps(_schema(docs)).decode()]}),
+            },
+        )
+
+    def _schema(docs):
+        builder = SchemaBuilder()
+        for doc in docs:
+            builder.add_object(doc)
+        return builder.to_schema()
+
+    late, early = piece(["x3", "x1"], [{"a": 1}, {"a": "s", "b": None}]), piece(["x2"], [{"c": [1]}])
+    merged = FeatureSet.concat([late, early], {"x1": 0, "x2": 1, "x3": 2})
+    assert merged.ids == ["x1", "x2", "x3"]
+    assert merged.descriptors["input_id"].to_list() == ["x1", "x2", "x3"]
+    assert merged.descriptors["n_keys"].to_list() == [2.0, 1.0, 1.0]
+    assert merged.embeddings["clip"][:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert merged.tables["tags"]["input_id"].to_list() == ["x1", "x1", "x2", "x2", "x3", "x3"]
+    assert orjson.loads(merged.tables["schema"]["schema"][0]) == _schema([{"a": 1}, {"a": "s", "b": None}, {"c": [1]}])
+
+
+def test_the_actor_pool_always_leaves_a_cpu_to_ray_data():
+    """An actor pool that reserves every CPU hangs Ray Data (ray-project/ray#44687): refused, clearly."""
+    from drift.config import EngineSection
+    from drift.engines.ray_engine import pool_size
+    from drift.errors import DriftError
+
+    assert pool_size(EngineSection(kind="ray"), 2) == 1
+    assert pool_size(EngineSection(kind="ray", cpus_per_actor=4), 16) == 3
+    assert pool_size(EngineSection(kind="ray", actors=5), 16) == 5
+    with pytest.raises(DriftError, match=r"2 actor\(s\) of 1 CPU\(s\) would reserve every CPU of this 2-CPU cluster"):
+        pool_size(EngineSection(kind="ray", actors=2), 2)
+    with pytest.raises(DriftError, match="ray-project/ray#44687"):
+        pool_size(EngineSection(kind="ray", cpus_per_actor=2), 2)

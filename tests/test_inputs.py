@@ -122,3 +122,53 @@ def test_roots_refuse_escapes_through_dotdot_and_symlinks(tmp_path):
     assert not inside_roots(root / ".." / "secret", [root])
     assert not inside_roots(root / "link.jpg", [root])
     assert not inside_roots(tmp_path / "data-other" / "x", [root])
+
+
+def test_days_outside_the_window_are_never_read_with_hive_partitions(tmp_path):
+    """A row without a time in another day's partition is not this night's bad_time: that
+    partition is never opened. Without partitions, every run counts it."""
+    for day, rows in (("2026-05-01", rows_for(20)), ("2026-04-01", [{**rows_for(1, "old", day="2026-04-01")[0], "received_at": None}])):
+        folder = tmp_path / "log" / f"dt={day}"
+        folder.mkdir(parents=True)
+        pl.DataFrame(rows, schema={k: pl.Utf8 for k in rows[0]}).with_columns(pl.col("received_at").str.to_datetime(time_zone="UTC")).write_parquet(folder / "part.parquet")
+    partitioned = sample(str(tmp_path / "log" / "dt=*" / "*.parquet"))
+    assert partitioned.rows.height == 20 and partitioned.rejects.height == 0
+    con = connect()
+    flat = sample_window(con, open_log(con, str(tmp_path / "log" / "dt=*" / "*.parquet"), date_partition="none"), DAY, 1000, 0)
+    assert flat.rejects.to_dicts() == [{"reason": "bad_time", "n_rows": 1, "examples": "old-0"}]
+
+
+def test_duplicates_are_judged_within_the_window_and_the_earliest_row_keeps_the_id(tmp_path):
+    rows = [
+        {"input_id": "a", "received_at": "2026-04-30T23:00:00", "kind": "image", "source": "s", "uri": "yesterday.jpg"},
+        {"input_id": "a", "received_at": "2026-05-01T10:00:00", "kind": "image", "source": "s", "uri": "late.jpg"},
+        {"input_id": "a", "received_at": "2026-05-01T08:00:00", "kind": "image", "source": "s", "uri": "early.jpg"},
+    ]
+    result = sample(log(tmp_path, rows))
+    assert result.rows["uri"].to_list() == ["early.jpg"]
+    assert result.rejects.to_dicts() == [{"reason": "duplicate_id", "n_rows": 1, "examples": "a"}]
+
+
+def test_json_lines_bodies_may_be_objects_or_text_and_a_broken_line_is_counted(tmp_path):
+    path = tmp_path / "log.jsonl"
+    base = {"received_at": "2026-05-01T10:00:00Z", "kind": "payload", "source": "api"}
+    lines = [
+        json.dumps({**base, "input_id": "obj", "body": {"total": 12.5, "items": [1, 2]}, "tenant": "acme"}),
+        json.dumps({**base, "input_id": "text", "body": '{"total": "12.5"}'}),
+        "{not json",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    result = sample(str(path))
+    bodies = dict(zip(result.rows["input_id"], result.rows["body"]))
+    assert json.loads(bodies["obj"]) == {"total": 12.5, "items": [1, 2]}
+    assert json.loads(bodies["text"]) == {"total": "12.5"}
+    assert json.loads(dict(zip(result.rows["input_id"], result.rows["meta"]))["obj"]) == {"tenant": "acme"}
+    assert result.rejects.to_dicts() == [{"reason": "missing_id", "n_rows": 1, "examples": "a row of log.jsonl"}]
+    assert result.population["n_population"].to_list() == [2]
+
+
+def test_a_row_without_an_id_is_named_by_its_file_and_row(tmp_path):
+    rows = rows_for(3)
+    rows[1]["input_id"] = None
+    result = sample(log(tmp_path, rows))
+    assert result.rejects.to_dicts() == [{"reason": "missing_id", "n_rows": 1, "examples": "row 2 of log.parquet"}]

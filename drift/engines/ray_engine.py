@@ -21,6 +21,7 @@ Traps handled here (see docs/operations.md):
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import tempfile
@@ -40,8 +41,9 @@ MANIFEST_COLUMNS = ("input_id", "kind", "source", "uri", "body", "log_file")
 class _Featurizer:
     """One Ray actor: the encoders, loaded once, and the isolated workers of drift.analysis.featurize."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, keep_documents: bool) -> None:
         self.context = Context(config, QUIET)
+        self.context.keep_documents = keep_documents  # `drift fingerprint` wants the union schema
 
     def __call__(self, batch):
         import pyarrow as pa
@@ -66,6 +68,8 @@ def connect(engine) -> Any:
         import ray
     except ImportError:
         raise DriftError("[engine] kind = 'ray' needs the ray extra: pip install -e '.[ray]'") from None
+    # Ray Data logs each dataset's plan at INFO; a nightly run's stderr is for what needs a person
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if not ray.is_initialized():
         address = engine.address or os.environ.get("RAY_ADDRESS") or "local"
         try:
@@ -77,10 +81,17 @@ def connect(engine) -> Any:
 
 
 def pool_size(engine, cluster_cpus: float) -> int:
-    """Actors of one CPU each, leaving one CPU to Ray Data's own tasks (ray-project/ray#44687)."""
-    if engine.actors is not None:
-        return engine.actors
-    return max(1, int(cluster_cpus) - 1)
+    """How many actors of `cpus_per_actor` CPUs, leaving at least one CPU of the cluster to Ray
+    Data's own tasks: a pool that reserves every CPU hangs the dataset (ray-project/ray#44687)."""
+    free = int(cluster_cpus) - 1
+    size = engine.actors if engine.actors is not None else max(1, free // engine.cpus_per_actor)
+    if size * engine.cpus_per_actor > free:
+        raise DriftError(
+            f"[engine] {size} actor(s) of {engine.cpus_per_actor} CPU(s) would reserve every CPU of this "
+            f"{int(cluster_cpus)}-CPU cluster, and Ray Data would hang (ray-project/ray#44687); "
+            f"use at most {max(free, 0)} CPU(s) in all (actors x cpus_per_actor)"
+        )
+    return size
 
 
 def featurize_on_ray(rows: pl.DataFrame, context: Context, advance: Callable[[int], None]) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
@@ -99,11 +110,11 @@ def featurize_on_ray(rows: pl.DataFrame, context: Context, advance: Callable[[in
     size = min(pool_size(engine, ray.cluster_resources().get("CPU", 1)), max(1, -(-manifest.num_rows // engine.batch_size)))
     dataset = ray.data.from_arrow(manifest).repartition(max(1, -(-manifest.num_rows // engine.batch_size))).map_batches(
         _Featurizer,
-        fn_constructor_args=(config,),
+        fn_constructor_args=(config, context.keep_documents),
         batch_size=engine.batch_size,
         batch_format="pyarrow",
         compute=ActorPoolStrategy(size=size),
-        num_cpus=1,
+        num_cpus=engine.cpus_per_actor,  # Ray sets the actor's OMP_NUM_THREADS, torch's default, to it
     )
     with pq.ParquetWriter(folder / "results.parquet", _results_schema()) as writer:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
