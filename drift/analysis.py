@@ -24,7 +24,7 @@ from . import __version__
 from .config import JobConfig, is_remote
 from .featurize import Context, Segment, SegmentData, featurize
 from .inputs import LogSample, Window, connect, local_path, open_log, sample_window
-from .objects import object_store
+from .objects import object_store, object_uri
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ def received_seconds(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def item_paths(rows: pl.DataFrame) -> pl.DataFrame:
-    """input_id -> the local file it was read from, for the rows that name one."""
-    paths = [local_path(uri, log_file) for uri, log_file in zip(rows["uri"], rows["log_file"])]
+    """input_id -> where the item was read from (a local file, or an s3:// object), for the rows that name one."""
+    paths = [object_uri(uri, log_file) or local_path(uri, log_file) for uri, log_file in zip(rows["uri"], rows["log_file"])]
     return pl.DataFrame({"input_id": rows["input_id"], "path": pl.Series(paths, dtype=pl.Utf8)}).drop_nulls("path")
 
 

@@ -133,10 +133,6 @@ class InputsSection(_Section):
             raise ValueError(f"expected a size such as '4GB' or '512MiB', got {value!r}")
         return value
 
-    @property
-    def remote(self) -> bool:
-        return is_remote(self.log) or any(is_remote(root) for root in self.roots)
-
 
 class SamplingSection(_Section):
     max_per_segment: int = Field(default=500, gt=0)

@@ -22,7 +22,7 @@ from .config import JobConfig
 from .inputs import inside_roots, resolve_uri
 from .isolation import Task, open_all
 from .kinds import KINDS, FeatureSet, InputError
-from .objects import SCHEME, ObjectRef, inside_prefixes, join
+from .objects import ObjectRef, inside_prefixes, object_uri
 from .progress import Progress
 
 Segment = tuple[str, str]  # (kind, source)
@@ -121,8 +121,8 @@ def _target(row: dict[str, Any], roots: list[str], s3) -> tuple[Any, InputError 
         return row["body"].encode("utf-8"), None
     uri = row["uri"]
     log_file = row["log_file"]
-    if uri.startswith(SCHEME) or ((log_file or "").startswith(SCHEME) and "://" not in uri):
-        target = join(log_file or "", uri)
+    target = object_uri(uri, log_file)
+    if target is not None:
         if not inside_prefixes(target, roots):
             return None, InputError(row["input_id"], "outside_roots", f"{target} is outside [inputs] roots; not read")
         return ObjectRef(target, s3), None

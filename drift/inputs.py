@@ -90,6 +90,9 @@ def connect(memory_limit: str | None = None, filesystem=None) -> duckdb.DuckDBPy
     con = duckdb.connect()
     # Times without a zone are UTC by contract; the session zone makes DuckDB read them so.
     con.execute("SET TimeZone = 'UTC'")
+    # A sample reads the log's footers up to three times (its columns, the window, the sampled
+    # rows' bodies): kept once per connection, they are fetched once, which matters in a bucket.
+    con.execute("SET parquet_metadata_cache = true")
     if memory_limit:
         try:
             con.execute(f"SET memory_limit = {_quoted(memory_limit)}")

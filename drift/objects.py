@@ -143,6 +143,16 @@ def join(base_file: str, uri: str) -> str:
     return _normal(SCHEME + posixpath.join(posixpath.dirname(bucket_path), uri))
 
 
+def object_uri(uri: str | None, log_file: str | None) -> str | None:
+    """The object a log row names, when it names one: an s3:// uri, or a relative uri in a log that
+    lies in a bucket. None for local files and inline bodies."""
+    if not uri:
+        return None
+    if uri.startswith(SCHEME) or ((log_file or "").startswith(SCHEME) and "://" not in uri):
+        return join(log_file or "", uri)
+    return None
+
+
 def _normal(uri: str) -> str:
     path = uri[len(SCHEME):]
     bucket, _, key = path.partition("/")

@@ -17,6 +17,7 @@ from drift.featurize import Context
 from drift.inputs import Window
 from drift.pipeline import run_job
 from drift.progress import QUIET
+from drift.report.pictures import report_pictures
 
 from .conftest import BASE_DAY, photo
 
@@ -79,11 +80,16 @@ def test_a_world_in_a_bucket_gives_the_verdicts_it_gives_on_disk(world, monkeypa
             build(config, BASE_DAY, BASE_DAY + timedelta(days=3), Context(config, QUIET), StageClock())
             results[job.name] = run_job(config, QUIET_DAY).summary
         keys = {o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="baselines/t/ref/")["Contents"]}
+        # the report's thumbnails come from the bucket too
+        photo_key = next(o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="data/")["Contents"] if o["Key"].endswith(".jpg"))
+        summary = {"segments": [{"kind": "image", "evidence": {"unlike": [{"input_id": "p", "path": f"s3://agent/{photo_key}"}]}}]}
+        pictures = report_pictures(summary, load_job(s3_job))
 
     assert _verdicts(results["s3.toml"]) == _verdicts(results["job.toml"])
     assert sum(s["n_sampled"] for s in results["s3.toml"]["segments"]) > 100
     assert "baselines/t/ref/manifest.json" in keys and any(k.endswith(".embeddings.parquet") for k in keys)
     assert results["s3.toml"]["baseline"]["dir"].endswith(".pulled")
+    assert pictures[("image", "p")].startswith("data:image/jpeg;base64,")
 
 
 def test_missing_denied_slow_and_outside_objects_are_input_errors(tmp_path, tiny_clip, monkeypatch):

@@ -1,7 +1,7 @@
 """Thumbnails of the items a report shows (evidence `unlike` and `typical`), as data URIs.
 
-Made when a report is written, from the files the record names, in isolated workers
-(report.thumbnails): the raw file never reaches the page. A file that is gone, or fails to open,
+Made when a report is written, from the files (or s3:// objects) the record names, in isolated
+workers (report.thumbnails): the raw file never reaches the page. A file that is gone, or fails to open,
 is shown as a note instead of a picture.
 """
 
@@ -17,6 +17,17 @@ from .thumbnails import default_limits, thumbnails
 SIZE = 144
 
 
+def _target(path: str | None, config):
+    """A local file that is still there, or an object in a bucket (read with the job's [inputs.s3])."""
+    if not path:
+        return None
+    if path.startswith("s3://"):
+        from ..objects import ObjectRef
+
+        return ObjectRef(path, config.inputs.s3) if config is not None else None
+    return Path(path) if Path(path).is_file() else None
+
+
 def report_pictures(summary: dict[str, Any], config=None) -> dict[tuple[str, str], str]:
     """(kind, input_id) -> a data: URI of a small JPEG, for every item the summary's evidence names,
     opened within the job's limits (`config`; the defaults without one)."""
@@ -24,8 +35,9 @@ def report_pictures(summary: dict[str, Any], config=None) -> dict[tuple[str, str
     for segment in summary.get("segments", []):
         evidence = segment.get("evidence") or {}
         for item in [*evidence.get("unlike", []), *evidence.get("typical", [])]:
-            if item.get("path") and Path(item["path"]).is_file():
-                wanted.setdefault(segment["kind"], {})[item["input_id"]] = Path(item["path"])
+            target = _target(item.get("path"), config)
+            if target is not None:
+                wanted.setdefault(segment["kind"], {})[item["input_id"]] = target
     out: dict[tuple[str, str], str] = {}
     for kind, paths in wanted.items():
         for input_id, made in thumbnails(kind, paths, default_limits(kind, config), size=SIZE, fmt="JPEG").items():
