@@ -102,25 +102,29 @@ def featurize_on_ray(rows: pl.DataFrame, context: Context, advance: Callable[[in
     from ray.data import ActorPoolStrategy, DataContext
 
     DataContext.get_current().enable_progress_bars = False  # drift draws its own bar
-    folder = Path(tempfile.mkdtemp(prefix="ray-", dir=context.spool_dir))
     manifest = rows.select(list(MANIFEST_COLUMNS)).to_arrow()
-    pq.write_table(manifest, folder / "manifest.parquet")
     if manifest.num_rows == 0:
         return {}, {}
-    size = min(pool_size(engine, ray.cluster_resources().get("CPU", 1)), max(1, -(-manifest.num_rows // engine.batch_size)))
-    dataset = ray.data.from_arrow(manifest).repartition(max(1, -(-manifest.num_rows // engine.batch_size))).map_batches(
-        _Featurizer,
-        fn_constructor_args=(config, context.keep_documents),
-        batch_size=engine.batch_size,
-        batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=size),
-        num_cpus=engine.cpus_per_actor,  # Ray sets the actor's OMP_NUM_THREADS, torch's default, to it
-    )
-    with pq.ParquetWriter(folder / "results.parquet", _results_schema()) as writer:
-        for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-            writer.write_table(batch.cast(_results_schema()))
-            advance(sum(len(ids) for ids in batch["input_ids"].to_pylist()))
-    return join(pq.read_table(folder / "results.parquet"), rows["input_id"].to_list())
+    # The manifest and the results are the run's own working files: kept while the run joins them,
+    # never beside the report (the results hold whole feature sets).
+    with tempfile.TemporaryDirectory(prefix="drift-ray-") as folder:
+        pq.write_table(manifest, Path(folder) / "manifest.parquet")
+        batches = max(1, -(-manifest.num_rows // engine.batch_size))
+        size = min(pool_size(engine, ray.cluster_resources().get("CPU", 1)), batches)
+        dataset = ray.data.from_arrow(manifest).repartition(batches).map_batches(
+            _Featurizer,
+            fn_constructor_args=(config, context.keep_documents),
+            batch_size=engine.batch_size,
+            batch_format="pyarrow",
+            compute=ActorPoolStrategy(size=size),
+            num_cpus=engine.cpus_per_actor,  # Ray sets the actor's OMP_NUM_THREADS, torch's default, to it
+        )
+        results = Path(folder) / "results.parquet"
+        with pq.ParquetWriter(results, _results_schema()) as writer:
+            for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+                writer.write_table(batch.cast(_results_schema()))
+                advance(sum(len(ids) for ids in batch["input_ids"].to_pylist()))
+        return join(pq.read_table(results), rows["input_id"].to_list())
 
 
 def _results_schema():
