@@ -9,9 +9,10 @@
   batches, which is faster but batch-dependent and therefore not what drift runs;
 * ONNX Runtime: `[image] backend = "onnxruntime"` forward only and end to end, its cosine to
   PyTorch fp32, and whether a vector depends on its batch (an item alone against in its batch);
-* static int8 on ONNX Runtime, a preview (not a backend mode yet): the exported graph quantised
-  with scales calibrated once on 64 of the photos (QDQ, MatMul and Gemm only, per-channel int8
-  weights, uint8 activations, MinMax), forward only, its cosine to fp32 and its batch dependence.
+* static int8 on ONNX Runtime (`quantize = "int8"` with `backend = "onnxruntime"`): the exported
+  graph quantised with scales calibrated once on 64 of the photos (QDQ, MatMul and Gemm only,
+  per-channel int8 weights, uint8 activations, MinMax), forward only and end to end, its cosine to
+  fp32 and its batch dependence.
 
     python benchmarks/embedding_throughput.py [--images 256] [--model ViT-B-32] [--workers 1 2]
 """
@@ -79,42 +80,6 @@ def alone_vs_batch(encode, crops: np.ndarray) -> float:
     return float(np.abs(alone - batched).max())
 
 
-def static_int8(encoder: ImageEncoder, crops: np.ndarray, folder: Path):
-    """The encoder's exported graph, statically quantised on 64 crops: an encode function."""
-    import onnxruntime
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    def normalised(pixels):
-        x = pixels.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        return (x - encoder.mean[:, None, None]) / encoder.std[:, None, None]
-
-    class Calibration(CalibrationDataReader):
-        def __init__(self):
-            chosen = np.random.default_rng(0).choice(len(crops), size=min(64, len(crops)), replace=False)
-            self.batches = iter([{"pixels": normalised(crops[chosen[i : i + 8]])} for i in range(0, len(chosen), 8)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    prepared, quantised = folder / "prepared.onnx", folder / "int8.onnx"
-    quant_pre_process(str(encoder.onnx.path), str(prepared), skip_symbolic_shape=True)  # its Reshape rule fails on the ViT
-    # Only the matrix products: quantising every operator (LayerNorm, Softmax, Add...) measured
-    # cosine 0.973 at worst and was slower; the MatMuls alone hold the speed and cosine 0.9997.
-    quantize_static(str(prepared), str(quantised), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = encoder.onnx.session.get_session_options().intra_op_num_threads
-    options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(quantised), options, providers=["CPUExecutionProvider"])
-
-    def encode(pixels):
-        out = session.run(["embedding"], {"pixels": normalised(pixels)})[0]
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-    return encode
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256)
@@ -156,11 +121,17 @@ def main() -> None:
             e2e = end_to_end(onnx, paths, workers, folder / f"onnx_e2e_{workers}.parquet")
             rows.append((f"end to end, ONNX Runtime fp32, {workers} decode worker(s)", e2e, e2e / fp32, ""))
             shares.append(f"{workers} worker(s) {e2e / onnx_rate:.2f}")
-        encode = static_int8(onnx, crops, folder)
-        static_rate = forward_only(encode, crops, repeats=1)
-        cosine = float(np.min(np.sum(reference * encode(crops), axis=1)))
-        rows.append(("forward only, ONNX Runtime static int8 (preview)", static_rate, static_rate / fp32,
-                     f"{cosine:.4f} (min)", f"{alone_vs_batch(encode, crops):.1e}"))
+        # calibrated as a baseline build does: on a seeded draw of 64 of the window's crops
+        chosen = np.random.default_rng(0).choice(len(crops), size=min(64, len(crops)), replace=False)
+        static = ImageEncoder(args.model, "untrained", seed=0, backend="onnxruntime", quantize="int8", calibration=crops[chosen])
+        static_rate = forward_only(static.encode_pixels, crops, repeats=1)
+        cosine = float(np.min(np.sum(reference * static.encode_pixels(crops), axis=1)))
+        rows.append(("forward only, ONNX Runtime static int8", static_rate, static_rate / fp32,
+                     f"{cosine:.4f} (min)", f"{alone_vs_batch(static.encode_pixels, crops):.1e}"))
+        for workers in args.workers:
+            e2e = end_to_end(static, paths, workers, folder / f"int8_e2e_{workers}.parquet")
+            rows.append((f"end to end, ONNX Runtime static int8, {workers} decode worker(s)", e2e, e2e / fp32, ""))
+            shares.append(f"static int8 with {workers} worker(s) {e2e / static_rate:.2f}")
     print(f"{args.model}, untrained weights, {args.images} receipt photos 600x800 JPEG, batch {BATCH}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| mode | images/s | vs forward-only fp32 | cosine to PyTorch fp32 | alone vs in batch, max abs |")

@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import versions
-from .analysis import StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
-from .featurize import Context, SegmentData
+from .analysis import StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors, sample_log
+from .featurize import Context, SegmentData, calibration_crops
 from .config import JobConfig, is_remote
 from .embed.arrow import to_arrow, to_matrix
 from .embed.identity import file_sha256, same_encoder
@@ -40,6 +40,7 @@ from .kinds import FeatureSet
 from .objects import pull_folder, push_folder
 
 MANIFEST = "manifest.json"
+CALIBRATION = "calibration.npy"  # static int8's crops ([image] backend = "onnxruntime", quantize = "int8")
 FORMAT_VERSION = 2  # 2: the embedder is recorded per encoder ({"clip": ..., "text": ...})
 
 
@@ -64,11 +65,14 @@ def _write_embeddings(path: Path, parts: list[SegmentData], name: str) -> None:
     pq.write_table(table, path)
 
 
-def save(analysis: WindowAnalysis, directory: Path, *, job: str, name: str, embedder: dict | None, config: JobConfig) -> dict:
+def save(analysis: WindowAnalysis, directory: Path, *, job: str, name: str, embedder: dict | None, config: JobConfig,
+         calibration: np.ndarray | None = None) -> dict:
     """Write the baseline into a new version beside the current one and publish it in one rename
     (versions.py): runs and readers see the old baseline, whole, until the swap."""
     staging = versions.new_version(directory)
     try:
+        if calibration is not None:
+            np.save(staging / CALIBRATION, calibration, allow_pickle=False)
         manifest = _write(analysis, staging, job=job, name=name, embedder=embedder, config=config)
     except BaseException:
         versions.discard(staging)
@@ -116,7 +120,7 @@ def _write(analysis: WindowAnalysis, staging: Path, *, job: str, name: str, embe
             }
             for d in sorted(analysis.segments.values(), key=lambda d: (d.kind, d.source))
         ],
-        "files": {p.name: file_sha256(p) for p in sorted(staging.glob("*.parquet"))},
+        "files": {p.name: file_sha256(p) for p in sorted([*staging.glob("*.parquet"), *staging.glob(CALIBRATION)])},
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -130,6 +134,10 @@ def build(config: JobConfig, start: datetime, end: datetime, context: Context, c
     if end <= start:
         raise BaselineError(f"baseline window is empty: --end {end.date()} is not after --start {start.date()}")
     with writer_lock(config.store.database):
+        if config.image.backend == "onnxruntime" and config.image.quantize == "int8":
+            # static int8's scales come from the baseline's own items, before any of them is embedded
+            with clock.stage("calibrate"):
+                context.calibration = calibration_crops(sample_log(config, Window(start, end)).rows.to_dicts(), context)
         analysis = analyse_window(config, Window(start, end), context, clock)
         internal = report_internal_errors(analysis)
         if not analysis.segments:
@@ -139,7 +147,8 @@ def build(config: JobConfig, start: datetime, end: datetime, context: Context, c
             )
         with clock.stage("save_baseline"):
             embedder = context.embedder_identity({k for k, _ in analysis.segments})
-            manifest = save(analysis, config.baseline_dir, job=config.name, name=config.baseline.name, embedder=embedder, config=config)
+            manifest = save(analysis, config.baseline_dir, job=config.name, name=config.baseline.name, embedder=embedder, config=config,
+                            calibration=context.calibration)
             if is_remote(config.baseline.dir):
                 _remote(config, lambda store: push_folder(store, config.baseline_dir.resolve(), config.baseline_uri, MANIFEST, sorted(manifest["files"])))
         return {**manifest, "internal_errors": internal}
@@ -209,6 +218,12 @@ class Baseline:
     @property
     def name(self) -> str:
         return self.manifest["name"]
+
+    def calibration(self) -> np.ndarray | None:
+        """The crops static int8 was calibrated on, when this baseline was built with it."""
+        if CALIBRATION not in self.manifest["files"]:
+            return None
+        return np.load(self.directory / CALIBRATION, allow_pickle=False)
 
     @property
     def embedder(self) -> dict | None:

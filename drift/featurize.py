@@ -48,6 +48,8 @@ class Context:
         self._image_encoder = None
         self._text_encoder = None
         self.keep_documents = False  # payload kinds hand the parsed documents on (union schemas)
+        # crops of the baseline's own items, which static int8 on ONNX Runtime calibrates on
+        self.calibration = None
 
     def spool_path(self, kind: str, source: str, embedding: str) -> Path:
         return self.spool_dir / f"{kind}.{file_label(source)}.{embedding}.parquet"
@@ -60,9 +62,25 @@ class Context:
             with self.progress.status(f"loading image encoder {section.model} ({section.pretrained})"):
                 self._image_encoder = ImageEncoder(
                     section.model, section.pretrained, section.seed, section.threads, section.architecture, section.quantize,
-                    section.backend,
+                    section.backend, self.calibration,
                 )
         return self._image_encoder
+
+    def crop_size(self) -> int:
+        """The image encoder's input size: from the loaded encoder, or else from open_clip's
+        configuration of the model, so that items can be opened before the encoder exists (the
+        calibration of static int8 needs crops before it can make the encoder)."""
+        if self._image_encoder is not None:
+            return self._image_encoder.image_size
+        import open_clip
+
+        section = self.config.image
+        if section.architecture is not None:
+            open_clip.add_model_config(str(section.architecture))
+        size = ((open_clip.get_model_config(section.model) or {}).get("vision_cfg") or {}).get("image_size")
+        if size is None:
+            return self.image_encoder().image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def text_encoder(self):
         if self._text_encoder is None:
@@ -183,3 +201,35 @@ def featurize(rows: list[dict[str, Any]], context: Context, advance=lambda n=1: 
     for segment, featurizer in featurizers.items():
         segments[segment].features = featurizer.finish()
     return segments, outcomes
+
+
+CALIBRATION_ITEMS = 64
+
+
+def calibration_crops(rows: list[dict[str, Any]], context: Context) -> Any:
+    """The crops static int8 calibrates on: a seeded sample of up to CALIBRATION_ITEMS of the
+    window's images (and documents' first pages), opened as a run opens them. (n, size, size, 3) uint8."""
+    import numpy as np
+
+    from .errors import EmbedderError
+
+    config = context.config
+    seed = config.sampling.seed
+    wanted = {"image"} | ({"document"} if config.document.page_embedding else set())
+    rows = sorted((r for r in rows if r["kind"] in wanted), key=lambda r: hashlib.md5(f"{seed}:calibration:{r['input_id']}".encode()).hexdigest())
+    tasks = []
+    for row in rows[: CALIBRATION_ITEMS * 2]:  # room for the ones that fail to open
+        target, refused = _target(row, config.inputs.roots, config.inputs.s3)
+        if refused is None:
+            kind = KINDS[row["kind"]]
+            tasks.append(Task(row["input_id"], kind.open_input, target, kind.limits(context), kind.timeout(context)))
+    crops = []
+    for _, opened in open_all(tasks, workers=config.limits.workers, memory_mb=config.limits.memory_mb,
+                              tasks_per_worker=config.limits.tasks_per_worker):
+        crop = None if isinstance(opened, InputError) else opened.get("pixels", opened.get("page"))
+        if crop is not None and len(crops) < CALIBRATION_ITEMS:
+            crops.append(crop)
+    if not crops:
+        raise EmbedderError("[image] quantize = 'int8' on ONNX Runtime is calibrated on the baseline's images or "
+                            "document pages, and its window has none that open")
+    return np.stack(crops).astype(np.uint8)

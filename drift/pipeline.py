@@ -227,6 +227,7 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
         try:
             context = Context(config, progress, spool_dir=embeddings)
             baseline = open_baseline(config)
+            context.calibration = baseline.calibration()
             baseline.check_embedder(context)
             analysis = analyse_window(config, window, context, clock)
             report_internal_errors(analysis)

@@ -147,10 +147,65 @@ def test_onnx_runtime_gives_the_torch_vectors_from_a_graph_cached_by_the_weights
     again = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime")
     assert graph.stat().st_mtime_ns == exported and same_encoder(identity, again.identity())  # exported once
 
-    with pytest.raises(EmbedderError, match="int8.*not available with backend = 'onnxruntime'"):
+    with pytest.raises(EmbedderError, match="calibrated on the baseline's own items: build the baseline"):
         ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8")
     import drift.embed.onnx_visual as onnx_visual
 
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
     with pytest.raises(EmbedderError, match=r"pip install -e '.\[onnx\]'"):
         onnx_visual._runtime()
+
+
+def test_static_int8_on_onnx_runtime_is_close_to_fp32_and_a_function_of_the_item_alone(tiny_clip, tmp_path):
+    import shutil
+
+    arch, checkpoint = tiny_clip
+    local = tmp_path / checkpoint.name
+    shutil.copy(checkpoint, local)
+    rng = np.random.default_rng(5)
+    calibration = rng.integers(0, 255, (24, 64, 64, 3), dtype=np.uint8)
+    fp32 = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime")
+    int8 = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8", calibration=calibration)
+    pixels = rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8)
+    batch = int8.encode_pixels(pixels)
+    assert np.sum(batch * fp32.encode_pixels(pixels), axis=1).min() >= 0.99
+    # scales calibrated once: alone, in any batch and in any order, bit for bit the same vector
+    alone = np.concatenate([int8.encode_pixels(pixels[i : i + 1]) for i in range(len(pixels))])
+    shuffled = int8.encode_pixels(pixels[::-1])[::-1]
+    assert np.array_equal(alone, batch) and np.array_equal(shuffled, batch)
+    identity = int8.identity()["backend"]
+    assert identity["precision"] == "int8-static" and len(identity["calibration_sha256"]) == 64
+    # another calibration set is another encoder: its vectors are not compared with these
+    other = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8", calibration=calibration[:12])
+    assert not same_encoder(int8.identity(), other.identity())
+    assert same_encoder(int8.identity(), ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime",
+                                                      quantize="int8", calibration=calibration.copy()).identity())
+
+
+def test_a_baseline_carries_its_calibration_set_and_a_run_embeds_with_it(world):
+    """Static int8 end to end: the baseline build calibrates on its own window before embedding,
+    stores the crops with their sha256, and the night's run rebuilds the same encoder from them."""
+    from datetime import timedelta
+
+    from drift.analysis import StageClock
+    from drift.baselines import CALIBRATION, build, open_baseline
+    from drift.config import load_job
+    from drift.featurize import Context
+    from drift.pipeline import run_job
+    from drift.progress import QUIET
+
+    from .conftest import BASE_DAY
+
+    root, job = world
+    job.write_text(job.read_text().replace("batch_size = 16", 'batch_size = 16\nbackend = "onnxruntime"\nquantize = "int8"'))
+    config = load_job(job)
+    clock = StageClock()
+    manifest = build(config, BASE_DAY, BASE_DAY + timedelta(days=3), Context(config, QUIET), clock)
+    assert "calibrate" in [t.stage for t in clock.timings]
+    assert CALIBRATION in manifest["files"]
+    crops = open_baseline(config).calibration()
+    assert crops.dtype == np.uint8 and 8 <= len(crops) <= 64
+    assert manifest["embedder"]["clip"]["backend"]["precision"] == "int8-static"
+    result = run_job(config, f"{BASE_DAY + timedelta(days=3):%Y-%m-%d}")  # refused if its encoder differed
+    assert result.summary["encoder"]["clip"]["backend"]["calibration_sha256"] == manifest["embedder"]["clip"]["backend"]["calibration_sha256"]
+    assert any(s["status"] == "ok" for s in result.summary["segments"])

@@ -10,6 +10,7 @@ and it is the only encoder a machine without a model hub can build. Reports say 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import warnings
@@ -55,7 +56,10 @@ class ImageEncoder:
         architecture: Path | None = None,
         quantize: str = "none",
         backend: str = "torch",
+        calibration: np.ndarray | None = None,
     ):
+        """`calibration`: (n, size, size, 3) uint8 crops of the baseline's own items, which static
+        int8 on ONNX Runtime calibrates its scales on (required then, ignored otherwise)."""
         import open_clip
         import torch
 
@@ -112,7 +116,7 @@ class ImageEncoder:
         model.eval()
         self.sha256 = weights_sha256(model)  # of the weights as loaded, before any quantisation
         self.quantize = quantize
-        if quantize == "int8":
+        if quantize == "int8" and backend == "torch":
             # Dynamic int8 Linear layers, one item at a time (see encode_pixels): faster than fp32
             # batches on a CPU (benchmarks/RESULTS.md). Part of the identity: int8 and fp32 vectors
             # are not compared.
@@ -126,16 +130,21 @@ class ImageEncoder:
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self.backend = backend
         self.onnx = None
-        if backend == "onnxruntime":
-            if quantize != "none":
-                raise EmbedderError("[image] quantize = 'int8' is not available with backend = 'onnxruntime' yet; "
-                                    "use backend = 'torch' for int8, or quantize = 'none'")
-            from .onnx_visual import OnnxVisual
-
-            self.onnx = OnnxVisual(model, model_name=model_name, weights_sha256=self.sha256, pretrained=pretrained,
-                                   source=self.source, image_size=self.image_size, threads=threads)
         self.mean = np.array(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)), dtype=np.float32)
         self.std = np.array(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)), dtype=np.float32)
+        if backend == "onnxruntime":
+            from .onnx_visual import OnnxVisual
+
+            static = None
+            if quantize == "int8":
+                if calibration is None or not len(calibration):
+                    raise EmbedderError(
+                        "[image] quantize = 'int8' with backend = 'onnxruntime' is calibrated on the baseline's own items: "
+                        "build the baseline with these [image] settings first (drift baseline build)"
+                    )
+                static = (self.normalised(calibration), hashlib.sha256(np.ascontiguousarray(calibration, dtype=np.uint8).tobytes()).hexdigest())
+            self.onnx = OnnxVisual(model, model_name=model_name, weights_sha256=self.sha256, pretrained=pretrained,
+                                   source=self.source, image_size=self.image_size, threads=threads, calibration=static)
         self.dim = int(model.visual.output_dim)
         self.seed = seed if self.source == "untrained" else None
 
@@ -154,7 +163,10 @@ class ImageEncoder:
                 "std": [round(float(v), 8) for v in self.std],
                 "normalise_output": "l2",
             },
-            "quantize": self.quantize + (" (dynamic, one item per forward pass)" if self.quantize == "int8" else ""),
+            "quantize": self.quantize + (
+                ("" if self.quantize == "none" else " (static, calibrated on the baseline's items)") if self.onnx is not None
+                else (" (dynamic, one item per forward pass)" if self.quantize == "int8" else "")
+            ),
             # PyTorch eager has no entry, so baselines made before backends existed still match it
             **({"backend": self.onnx.identity()} if self.onnx is not None else {}),
         }
@@ -168,12 +180,16 @@ class ImageEncoder:
         mode = (", int8" if self.quantize == "int8" else "") + (f", ONNX Runtime {self.onnx.version}" if self.onnx else "")
         return f"open_clip {self.model_name}, {label}{mode}, weights sha256 {self.sha256[:12]}"
 
+    def normalised(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, size, size, 3) uint8 crops -> (n, 3, size, size) float32, as the model takes them."""
+        x = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+        return (x - self.mean[:, None, None]) / self.std[:, None, None]
+
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(n, size, size, 3) uint8 crops -> (n, dim) float32, L2-normalised."""
         import torch
 
-        x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
-        x = (x - torch.from_numpy(self.mean)[:, None, None]) / torch.from_numpy(self.std)[:, None, None]
+        x = torch.from_numpy(self.normalised(pixels))
         if self.onnx is not None:
             out = self.onnx.run(x.numpy())
             return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32, copy=False)

@@ -74,19 +74,58 @@ def export(model, image_size: int, path: Path) -> None:
             os.unlink(partial)
 
 
+def quantize_static_graph(source: Path, pixels: np.ndarray, path: Path) -> None:
+    """The fp32 graph with int8 matrix products, their activation scales calibrated once on
+    `pixels` (normalised, (n, 3, size, size)): a vector is then a function of its item alone.
+
+    Only MatMul and Gemm, QDQ, per-channel int8 weights, uint8 activations, MinMax: quantising
+    every operator measured slower and worse (cosine 0.970; benchmarks/RESULTS.md)."""
+    _runtime()
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"pixels": pixels[i : i + 8]} for i in range(0, len(pixels), 8)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".quantise-") as tmp:
+        prepared, partial = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # symbolic shape inference's Reshape rule fails on the ViT; the rest of the preparation holds
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            quantize_static(str(prepared), str(partial), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["MatMul", "Gemm"])
+        os.replace(partial, path)
+
+
 class OnnxVisual:
-    """A session over the exported graph of one set of weights."""
+    """A session over the exported graph of one set of weights (fp32), or over that graph with its
+    matrix products quantised to int8 on a calibration set (`calibration`: normalised pixels and
+    the sha256 of the crops they came from)."""
 
     def __init__(self, model, *, model_name: str, weights_sha256: str, pretrained: str, source: str, image_size: int,
-                 threads: int | None):
+                 threads: int | None, calibration: tuple[np.ndarray, str] | None = None):
         runtime = _runtime()
         folder = cache_folder(pretrained, source)
         self.path = folder / f"{model_name}-{weights_sha256[:16]}-opset{OPSET}-fp32.onnx"
-        if not self.path.is_file():
-            try:
+        try:
+            if not self.path.is_file():
                 export(model, image_size, self.path)
-            except OSError as exc:
-                raise EmbedderError(f"[image] cannot write the ONNX graph to {folder}: {exc}") from None
+            self.precision, self.calibration_sha256 = "fp32", None
+            if calibration is not None:
+                pixels, self.calibration_sha256 = calibration
+                quantised = folder / f"{model_name}-{weights_sha256[:16]}-opset{OPSET}-int8-static-{self.calibration_sha256[:16]}.onnx"
+                if not quantised.is_file():
+                    quantize_static_graph(self.path, pixels, quantised)
+                self.path, self.precision = quantised, "int8-static"
+        except OSError as exc:
+            raise EmbedderError(f"[image] cannot write the ONNX graph to {folder}: {exc}") from None
         self.graph_sha256 = file_sha256(self.path)
         options = runtime.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -97,7 +136,8 @@ class OnnxVisual:
 
     def identity(self) -> dict[str, Any]:
         return {"runtime": "onnxruntime", "version": self.version, "graph_sha256": self.graph_sha256, "opset": OPSET,
-                "precision": "fp32"}
+                "precision": self.precision,
+                **({"calibration_sha256": self.calibration_sha256} if self.calibration_sha256 else {})}
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """Normalised pixels (n, 3, size, size) float32 -> (n, dim) float32, not yet L2-normalised."""

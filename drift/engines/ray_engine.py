@@ -41,9 +41,10 @@ MANIFEST_COLUMNS = ("input_id", "kind", "source", "uri", "body", "log_file")
 class _Featurizer:
     """One Ray actor: the encoders, loaded once, and the isolated workers of drift.analysis.featurize."""
 
-    def __init__(self, config, keep_documents: bool) -> None:
+    def __init__(self, config, keep_documents: bool, calibration) -> None:
         self.context = Context(config, QUIET)
         self.context.keep_documents = keep_documents  # `drift fingerprint` wants the union schema
+        self.context.calibration = calibration  # static int8's, from the baseline
 
     def __call__(self, batch):
         import pyarrow as pa
@@ -113,7 +114,7 @@ def featurize_on_ray(rows: pl.DataFrame, context: Context, advance: Callable[[in
         size = min(pool_size(engine, ray.cluster_resources().get("CPU", 1)), batches)
         dataset = ray.data.from_arrow(manifest).repartition(batches).map_batches(
             _Featurizer,
-            fn_constructor_args=(config, context.keep_documents),
+            fn_constructor_args=(config, context.keep_documents, context.calibration),
             batch_size=engine.batch_size,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=size),

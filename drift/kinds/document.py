@@ -277,7 +277,7 @@ class DocumentKind:
             "max_bytes": section.max_bytes,
             "max_pages": section.max_pages,
             "text_chars": section.text_chars,
-            "page_size": context.image_encoder().image_size if section.page_embedding else 0,
+            "page_size": context.crop_size() if section.page_embedding else 0,
         }
 
     def timeout(self, context) -> float:

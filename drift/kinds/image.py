@@ -272,7 +272,7 @@ class ImageKind:
         return {
             "max_bytes": context.config.image.max_bytes,
             "max_pixels": context.config.image.max_pixels,
-            "crop_size": context.image_encoder().image_size,
+            "crop_size": context.crop_size(),
         }
 
     def timeout(self, context) -> float:
