@@ -21,10 +21,10 @@ from typing import Iterator
 import polars as pl
 
 from . import __version__
-from .config import JobConfig, is_remote
+from .config import JobConfig
 from .featurize import Context, Segment, SegmentData, featurize
 from .inputs import LogSample, Window, connect, local_path, open_log, sample_window
-from .objects import object_store, object_uri
+from .objects import is_remote, object_store, object_uri
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,13 @@ import pyarrow.parquet as pq
 from . import versions
 from .analysis import StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors, sample_log
 from .featurize import Context, SegmentData, calibration_crops
-from .config import JobConfig, is_remote
+from .config import JobConfig
 from .embed.arrow import to_arrow, to_matrix
 from .embed.identity import file_sha256, same_encoder
 from .errors import BaselineError
 from .inputs import Window
 from .kinds import FeatureSet
-from .objects import pull_folder, push_folder
+from .objects import is_remote, pull_folder, push_folder
 
 MANIFEST = "manifest.json"
 CALIBRATION = "calibration.npy"  # static int8's crops ([image] backend = "onnxruntime", quantize = "int8")

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .objects import SCHEME, baseline_cache, is_remote
 from .stats.families import FAMILIES
 
 Severity = Literal["none", "info", "warning", "critical"]
@@ -96,15 +97,10 @@ class S3Section(_Section):
         return value
 
 
-def is_remote(location: str | Path) -> bool:
-    """An object-storage location (s3://...), not a local path."""
-    return str(location).startswith("s3://")
-
-
 def _storage_location(value: str, what: str) -> str:
-    if "://" in value and not value.startswith(("s3://", "file://")):
+    if "://" in value and not value.startswith((SCHEME, "file://")):
         raise ValueError(f"{what} {value!r}: only local paths and s3:// are supported")
-    if value.startswith("s3://") and len(value) <= len("s3://"):
+    if is_remote(value) and len(value) <= len(SCHEME):
         raise ValueError(f"{what} {value!r}: name a bucket, as s3://bucket/prefix/")
     return value
 
@@ -368,8 +364,6 @@ class JobConfig(_Section):
     def baseline_dir(self) -> Path:
         """Where the baseline is read and written on this machine (a local copy when it lives under s3://)."""
         if is_remote(self.baseline.dir):
-            from .objects import baseline_cache
-
             return baseline_cache(self.baseline_uri)
         return Path(self.baseline.dir) / self.job.name / self.baseline.name
 

@@ -31,6 +31,7 @@ import duckdb
 import polars as pl
 
 from .errors import InputLogError
+from .objects import is_remote
 
 KINDS = ("image", "document", "payload")
 REQUIRED_COLUMNS = ("input_id", "received_at", "kind", "source")
@@ -405,7 +406,7 @@ def inside_roots(path: Path, roots: list) -> bool:
     """True when the real file (symlinks followed) lies under one of the allowed folders."""
     real = Path(os.path.realpath(path))
     for root in roots:
-        if str(root).startswith("s3://"):
+        if is_remote(root):
             continue
         real_root = Path(os.path.realpath(root))
         if real == real_root or real_root in real.parents:

@@ -21,6 +21,11 @@ from typing import Any
 from .errors import ConfigError
 
 SCHEME = "s3://"
+
+
+def is_remote(location) -> bool:
+    """An object-storage location (s3://...), not a local path."""
+    return str(location).startswith(SCHEME)
 _stores: dict[Any, Any] = {}  # one filesystem per settings, per process
 
 

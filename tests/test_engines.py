@@ -55,7 +55,7 @@ def ray_world(tmp_path, tiny_clip):
     ray_job = tmp_path / "ray.toml"
     ray_job.write_text(
         local.read_text().replace('[baseline]', '[engine]\nkind = "ray"\naddress = "local"\nbatch_size = 40\n\n[baseline]')
-        .replace('name = "alerts-file"', 'name = "alerts-file"').replace('path = "alerts.jsonl"', 'path = "alerts-ray.jsonl"')
+        .replace('path = "alerts.jsonl"', 'path = "alerts-ray.jsonl"')
         + '\n[store]\ndatabase = "ray.duckdb"\n'
     )
     return local, ray_job

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..kinds import InputError
+from ..objects import ObjectRef, is_remote
 from .thumbnails import default_limits, thumbnails
 
 SIZE = 144
@@ -21,9 +22,7 @@ def _target(path: str | None, config):
     """A local file that is still there, or an object in a bucket (read with the job's [inputs.s3])."""
     if not path:
         return None
-    if path.startswith("s3://"):
-        from ..objects import ObjectRef
-
+    if is_remote(path):
         return ObjectRef(path, config.inputs.s3) if config is not None else None
     return Path(path) if Path(path).is_file() else None
 
