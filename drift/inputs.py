@@ -31,7 +31,7 @@ import duckdb
 import polars as pl
 
 from .errors import InputLogError
-from .objects import is_remote
+from .objects import classify_error, is_remote
 
 KINDS = ("image", "document", "payload")
 REQUIRED_COLUMNS = ("input_id", "received_at", "kind", "source")
@@ -216,8 +216,6 @@ def _check_matches(pattern: str, filesystem) -> None:
     if "://" in pattern and not pattern.startswith("file://"):
         if filesystem is None:
             raise InputLogError(f"input log {pattern!r}: {pattern.split('://')[0]}:// logs are read through [inputs.s3]")
-        from .objects import classify_error
-
         try:
             found = filesystem.glob(pattern)
         except Exception as exc:  # noqa: BLE001 - the store's own errors, classified for the message

@@ -58,9 +58,7 @@ class _Featurizer:
             out["source"].append(source)
             out["input_ids"].append(list(data.features.ids) + [e.input_id for e in data.errors])
             out["piece"].append(pickle.dumps((data.n_sampled, data.features, data.errors), protocol=5))
-        return pa.table(out, schema=pa.schema([
-            ("kind", pa.string()), ("source", pa.string()), ("input_ids", pa.list_(pa.string())), ("piece", pa.large_binary()),
-        ]))
+        return pa.table(out, schema=_results_schema())
 
 
 def connect(engine) -> Any:
@@ -123,7 +121,7 @@ def featurize_on_ray(rows: pl.DataFrame, context: Context, advance: Callable[[in
         results = Path(folder) / "results.parquet"
         with pq.ParquetWriter(results, _results_schema()) as writer:
             for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-                writer.write_table(batch.cast(_results_schema()))
+                writer.write_table(batch.cast(_results_schema()))  # Ray may widen types on the way back
                 advance(sum(len(ids) for ids in batch["input_ids"].to_pylist()))
         return join(pq.read_table(results), rows["input_id"].to_list())
 
