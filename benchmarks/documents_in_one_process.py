@@ -15,8 +15,8 @@ from pathlib import Path
 
 from documents_throughput import CORPUS, LIMITS, demo_pdfs
 
-from drift.kinds.base import InputProblem
-from drift.kinds.document import open_document
+from drift.features.kinds.base import InputProblem
+from drift.features.kinds.document import open_document
 
 
 def seconds(paths: list[Path]) -> tuple[int, float]:

@@ -20,8 +20,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from drift.demo import world
-from drift.isolation import Task, open_all
-from drift.kinds import KINDS, InputError, InputProblem
+from drift.features.isolation import Task, open_all
+from drift.features.kinds import KINDS, InputError, InputProblem
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pdf"
 LIMITS = {"max_bytes": 50_000_000, "max_pages": 500, "text_chars": 2000, "page_size": 224}
@@ -58,8 +58,8 @@ def timed_open(target, limits):
 
 def context(embed: bool, folder: Path):
     """What the document kind asks of a run: its settings and the two encoders."""
-    from drift.embed.clip import ImageEncoder
-    from drift.embed.text import TextEncoder
+    from drift.features.embed.clip import ImageEncoder
+    from drift.features.embed.text import TextEncoder
 
     encoders = {}
     if embed:

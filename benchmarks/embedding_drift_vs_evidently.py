@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from drift.stats.tests import classifier_test, componentwise_ks_test, mmd_test
+from drift.verdict.tests import classifier_test, componentwise_ks_test, mmd_test
 
 
 def vectors(rng, n, dim, shift=0.0, share=0.2):
@@ -77,7 +77,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     for name, run in methods.items():
         for label, cur in pairs.items():
-            value, seconds = timed(lambda: run(cur))
+            value, seconds = timed(lambda run=run, cur=cur: run(cur))
             timings.setdefault(name, seconds)
             if isinstance(value, tuple):
                 print(f"| {name} | {label} | {seconds:.2f} | (none) | {value[0]:.4f} |")

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from drift.demo import world
-from drift.embed.clip import ImageEncoder
-from drift.isolation import Task, open_all
-from drift.kinds import InputError
-from drift.kinds.image import ImageFeaturizer, open_image
+from drift.features.embed.clip import ImageEncoder
+from drift.features.isolation import Task, open_all
+from drift.features.kinds import InputError
+from drift.features.kinds.image import ImageFeaturizer, open_image
 
 BATCH = 32
 

@@ -24,10 +24,10 @@ import random
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-DAY = datetime(2026, 11, 1, tzinfo=timezone.utc)
+DAY = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def world(folder: Path, n: int) -> Path:
@@ -59,11 +59,12 @@ def world(folder: Path, n: int) -> Path:
 
 def run(job: Path, engine: str) -> tuple[float, float, int]:
     """(cold seconds, featurization seconds, items) for one analysis of the window."""
-    from drift.analysis import StageClock, analyse_window
+    from drift.clock import StageClock
     from drift.config import load_job
-    from drift.featurize import Context
-    from drift.inputs import Window
+    from drift.features.featurize import Context
+    from drift.features.window import analyse_window
     from drift.progress import QUIET
+    from drift.sources.log import Window
 
     config = load_job(job)
     config.engine.kind = engine
@@ -73,7 +74,7 @@ def run(job: Path, engine: str) -> tuple[float, float, int]:
         context.image_encoder()  # loaded before the stage, as the Ray actors load theirs in their constructor
     clock = StageClock()
     analysis = analyse_window(config, Window(DAY, DAY + timedelta(days=1)), context, clock)
-    stage = next(t for t in clock.timings if t.stage == "open_and_featurize")
+    stage = next(t for t in clock.stages if t.stage == "open_and_featurize")
     items = sum(d.features.n for d in analysis.segments.values())
     return time.perf_counter() - started, stage.seconds, items
 

@@ -8,7 +8,7 @@ in memory, then, in one run:
 * genson: parse, then add every document to one SchemaBuilder (schema inference);
 * drift, one process: what a run does per document (open_payload: parse under limits, observe every
   path) and per window (the featurizer's long tables, then the fingerprint with its statistics);
-* drift, N worker processes: the same through the run's worker pool (drift.isolation), payloads
+* drift, N worker processes: the same through the run's worker pool (drift.features.isolation), payloads
   opened 32 to a task, the observations gathered and fingerprinted in the parent; once as a run
   does it (starting the workers included), and once on twice the documents: the difference is
   the cost of the second copy, the rate once the workers are running.
@@ -32,7 +32,7 @@ import orjson
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "json"
 LIMITS = {"max_bytes": 10_000_000, "max_depth": 64, "max_array": 100_000}
-BATCH = 32  # documents per worker call, as drift.isolation.open_all batches them
+BATCH = 32  # documents per worker call, as drift.features.isolation.open_all batches them
 
 
 def api_responses() -> list[bytes]:
@@ -55,8 +55,8 @@ def seconds(work) -> float:
 
 
 def drift_one_process(docs: list[bytes]) -> None:
-    from drift.fingerprint import summary
-    from drift.kinds.payload import PayloadFeaturizer, open_payloads
+    from drift.features.fingerprint import summary
+    from drift.features.kinds.payload import PayloadFeaturizer, open_payloads
 
     featurizer = PayloadFeaturizer()
     for start in range(0, len(docs), BATCH):
@@ -66,10 +66,10 @@ def drift_one_process(docs: list[bytes]) -> None:
 
 
 def drift_workers(docs: list[bytes], workers: int) -> None:
-    from drift.fingerprint import summary
-    from drift.isolation import Task, open_all
-    from drift.kinds import InputError
-    from drift.kinds.payload import PayloadFeaturizer, open_payload, open_payloads
+    from drift.features.fingerprint import summary
+    from drift.features.isolation import Task, open_all
+    from drift.features.kinds import InputError
+    from drift.features.kinds.payload import PayloadFeaturizer, open_payload, open_payloads
 
     featurizer = PayloadFeaturizer()
     tasks = (Task(str(i), open_payload, data, LIMITS, 60, open_payloads) for i, data in enumerate(docs))
@@ -104,7 +104,9 @@ def main() -> None:
     megabytes = sum(map(len, docs)) / 1e6
     print(f"{len(unique)} API responses ({unique_mb:.1f} MB) x {copies} = {len(docs)} documents, {megabytes:.1f} MB\n")
 
-    import drift.fingerprint.summary, drift.isolation, drift.kinds.payload  # noqa: F401 - imported before the clocks start
+    import drift.features.fingerprint.summary
+    import drift.features.isolation
+    import drift.features.kinds.payload  # noqa: F401 - imported before the clocks start
 
     labels = {
         "orjson": "orjson parse only",

@@ -2,7 +2,7 @@
 
 Builds a time-ordered Parquet log of --rows rows over --days days, hive-partitioned by day
 (`dt=2026-09-01/`), as an agent's log writer would, then samples the last day with drift's sampler
-(drift.inputs: window, contract, per-segment sample, bodies of the sampled rows) and measures, each
+(drift.sources.log: window, contract, per-segment sample, bodies of the sampled rows) and measures, each
 in a fresh process (wall time and peak RSS of that process):
 
 * `full log, partitions`: the whole history, hive partitions pruned by the window;
@@ -29,10 +29,10 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-START = datetime(2026, 9, 1, tzinfo=timezone.utc)
+START = datetime(2026, 9, 1, tzinfo=UTC)
 SOURCES = 8
 CAP = 500
 
@@ -76,7 +76,7 @@ def build(directory: Path, rows: int, days: int) -> None:
 
 def measure(mode: str, directory: Path, days: int) -> dict:
     """One measurement, in this (fresh) process."""
-    from drift.inputs import Window, connect, open_log, sample_window
+    from drift.sources.log import Window, connect, open_log, sample_window
 
     day = START + timedelta(days=days - 1)
     window = Window(day, day + timedelta(days=1))

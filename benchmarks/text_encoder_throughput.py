@@ -4,7 +4,7 @@ Texts: --texts snippets of the demo's invoices, delivery notes and scans' words,
 [document] text_chars (2,000) characters, as documents give them. In one run, forward only on the
 same tokenised batches (batch 32, max_seq_length 256, --threads threads):
 
-* PyTorch fp32: sentence-transformers' encode, as drift.embed.text runs it;
+* PyTorch fp32: sentence-transformers' encode, as drift.features.embed.text runs it;
 * ONNX Runtime fp32: the transformer exported once (opset 17), mean pooling and L2 in numpy;
 * ONNX Runtime dynamic int8 (MatMul weights int8), for reference (batch-dependent scales);
 
@@ -50,7 +50,7 @@ def main() -> None:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from drift.embed.text import TextEncoder
+    from drift.features.embed.text import TextEncoder
 
     encoder = TextEncoder(threads=args.threads)
     model = encoder.model

@@ -9,11 +9,9 @@ line saying so: report it.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -69,7 +67,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     pass
@@ -78,13 +76,14 @@ def main(
 @app.command()
 def run(
     job: Path = typer.Argument(..., help="The job file (TOML)."),
-    day: Optional[str] = typer.Option(None, help="UTC day to analyse, YYYY-MM-DD. Default: yesterday."),
+    day: str | None = typer.Option(None, help="UTC day to analyse, YYYY-MM-DD. Default: yesterday."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Analyse one window against the baseline and write the results to the store."""
     from .config import load_job
     from .pipeline import run_job
+    from .report.render import render
 
     try:
         config = load_job(job)
@@ -92,10 +91,10 @@ def run(
     except DriftError as exc:
         _fail(str(exc))
     if as_json:
-        sys.stdout.write(json.dumps(result.summary, indent=2, default=str) + "\n")
+        sys.stdout.write(render(result.record, "json"))
     else:
         print_run(result, out)
-    _internal(len(result.summary["internal_errors"]))
+    _internal(len(result.record.internal_errors))
 
 
 @baseline_app.command("build")
@@ -103,14 +102,14 @@ def baseline_build(
     job: Path = typer.Argument(..., help="The job file (TOML)."),
     start: str = typer.Option(..., help="First UTC day of the reference window, YYYY-MM-DD."),
     end: str = typer.Option(..., help="Day after the last, YYYY-MM-DD (exclusive)."),
-    name: Optional[str] = typer.Option(None, help="Baseline name. Default: [baseline] name of the job."),
+    name: str | None = typer.Option(None, help="Baseline name. Default: [baseline] name of the job."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Sample a reference window, compute its features and store them as the baseline."""
-    from .analysis import StageClock
-    from .featurize import Context
     from .baselines import build
+    from .clock import StageClock
     from .config import load_job
+    from .features.featurize import Context
     from .pipeline import parse_day
 
     try:
@@ -136,20 +135,20 @@ def report(
     job: Path = typer.Argument(..., help="The job file (TOML)."),
     run: str = typer.Argument("latest", help="A run id, or latest."),
     fmt: str = typer.Option("html", "--format", help="html, md or json."),
-    out_path: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+    out_path: Path | None = typer.Option(None, "--out", help="Write to this file instead of stdout."),
 ) -> None:
     """Render a stored run's report. Text from inputs is escaped in every format."""
     from .config import load_job
     from .report.pictures import report_pictures
-    from .report.render import FORMATS, load_summary, render
+    from .report.render import FORMATS, load_record, render
 
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     try:
         config = load_job(job)
-        summary = load_summary(config.store.database, config.name, run)
+        record = load_record(config.store.database, config.name, run)
         # thumbnails are made again from the files, where they still are
-        text = render(summary, fmt, report_pictures(summary, config) if fmt == "html" else None)
+        text = render(record, fmt, report_pictures(record, config) if fmt == "html" else None)
     except DriftError as exc:
         _fail(str(exc))
     if out_path is None:
@@ -182,17 +181,18 @@ def fingerprint(
     job: Path = typer.Argument(..., help="The job file (TOML)."),
     day: str = typer.Option(..., help="The UTC day whose window is fingerprinted, YYYY-MM-DD."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for <source>.fingerprint.parquet and <source>.schema.json."),
-    source: Optional[str] = typer.Option(None, help="Only this payload source."),
+    source: str | None = typer.Option(None, help="Only this payload source."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Export the payload fingerprints and union JSON Schemas of one window.
 
-    Fingerprints of several days merge into one with drift.fingerprint.summary.merge.
+    Fingerprints of several days merge into one with drift.features.fingerprint.summary.merge.
     """
-    from .analysis import StageClock, analyse_window
-    from .featurize import Context
+    from .clock import StageClock
     from .config import load_job
-    from .fingerprint import summary
+    from .features.featurize import Context
+    from .features.fingerprint import summary
+    from .features.window import analyse_window
     from .pipeline import day_window
 
     try:
@@ -276,8 +276,8 @@ def backfill(
     for day in todo:
         try:
             result = run_job(config, day, _progress(quiet))
-            out.print(f"{day}: run {result.run_id}, {len(result.summary['alerts'])} alert(s)", highlight=False)
-            internal += len(result.summary["internal_errors"])
+            out.print(f"{day}: run {result.run_id}, {len(result.record.alerts)} alert(s)", highlight=False)
+            internal += len(result.record.internal_errors)
         except DriftError as exc:
             failed.append(day)
             err.print(f"{day}: drift: error: {exc}", markup=False, highlight=False)
@@ -317,7 +317,7 @@ def status(
 @alerts_app.command("list")
 def alerts_list(
     job: Path = typer.Argument(..., help="The job file (TOML)."),
-    state: Optional[str] = typer.Option(None, help="open, resolved or undelivered. Default: all."),
+    state: str | None = typer.Option(None, help="open, resolved or undelivered. Default: all."),
 ) -> None:
     """Show the job's alerts: open, resolved, and those with undelivered messages."""
     from .alerts.deliver import list_alerts

@@ -11,16 +11,13 @@ import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
-from .objects import SCHEME, baseline_cache, is_remote
-from .stats.families import FAMILIES
-
-Severity = Literal["none", "info", "warning", "critical"]
-SEVERITY_ORDER: dict[str, int] = {"none": 0, "info": 1, "warning": 2, "critical": 3}
+from .locations import SCHEME, baseline_cache, is_local_url, is_remote, scheme_of
+from .record import Family, Severity
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([hd])\s*$")
 
@@ -98,7 +95,7 @@ class S3Section(_Section):
 
 
 def _storage_location(value: str, what: str) -> str:
-    if "://" in value and not value.startswith((SCHEME, "file://")):
+    if scheme_of(value) is not None and not (is_remote(value) or is_local_url(value)):
         raise ValueError(f"{what} {value!r}: only local paths and s3:// are supported")
     if is_remote(value) and len(value) <= len(SCHEME):
         raise ValueError(f"{what} {value!r}: name a bucket, as s3://bucket/prefix/")
@@ -196,7 +193,7 @@ class PayloadSection(_Section):
 
 
 class PolicySection(_Section):
-    """How findings become a verdict and a severity (see drift.stats.verdict)."""
+    """How findings become a verdict and a severity (see drift.verdict.policy)."""
 
     page_alpha: float = Field(
         default=0.01, gt=0, lt=0.5,
@@ -204,7 +201,7 @@ class PolicySection(_Section):
     )
     fdr: float = Field(default=0.01, gt=0, lt=0.5, description="Benjamini-Hochberg level per segment for checks that cannot page (info)")
     min_samples: int = Field(default=30, ge=2, description="below this, a check says 'not enough data'")
-    page_at: Severity = "warning"
+    page_at: Severity = Severity.WARNING
     effect: dict[str, float] = Field(default_factory=dict, description="per check family")
     severity: dict[str, Severity] = Field(default_factory=dict, description="per check family")
 
@@ -212,9 +209,10 @@ class PolicySection(_Section):
     @classmethod
     def _families(cls, value: dict) -> dict:
         # effect keys may name a method too: "embedding.classifier"
-        unknown = sorted(k for k in value if k.split(".")[0] not in FAMILIES)
+        known = sorted(family.value for family in Family)
+        unknown = sorted(k for k in value if k.split(".")[0] not in known)
         if unknown:
-            raise ValueError(f"unknown check family {unknown}; known: {sorted(FAMILIES)}")
+            raise ValueError(f"unknown check family {unknown}; known: {known}")
         return value
 
 
@@ -269,7 +267,7 @@ class _Sink(_Section):
     # Messages waiting for a sink are kept under its name: reordering or adding sinks never
     # strands or misroutes them, and renaming one is a new sink (its pending messages stay listed).
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="required and unique within the job")
-    min_severity: Severity = "warning"
+    min_severity: Severity = Severity.WARNING
 
 
 class StdoutSink(_Sink):
@@ -315,7 +313,7 @@ class EmailSink(_Sink):
 
 
 SinkConfig = Annotated[
-    Union[StdoutSink, FileSink, WebhookSink, SlackSink, PagerDutySink, EmailSink], Field(discriminator="type")
+    StdoutSink | FileSink | WebhookSink | SlackSink | PagerDutySink | EmailSink, Field(discriminator="type")
 ]
 SINK_TYPES = ("stdout", "file", "webhook", "slack", "pagerduty", "email")
 
@@ -418,7 +416,7 @@ def load_job(path: str | Path) -> JobConfig:
     base = path.resolve().parent
     config.path = path.resolve()
     config.inputs.roots = [r if is_remote(r) else str(_resolve(base, Path(r.removeprefix("file://")))) for r in config.inputs.roots]
-    if not Path(config.inputs.log).expanduser().is_absolute() and "://" not in config.inputs.log:
+    if not Path(config.inputs.log).expanduser().is_absolute() and scheme_of(config.inputs.log) is None:
         config.inputs.log = str(base / config.inputs.log)
     if not is_remote(config.baseline.dir):
         config.baseline.dir = str(_resolve(base, Path(config.baseline.dir)))

@@ -1,40 +1,43 @@
 """One run of a job over one window, stage by stage:
 
-    hold the writer lock -> load and verify the baseline -> analyse the window (analysis.py)
-    -> compare each segment with its baseline -> one verdict per segment (stats.verdict)
-    -> plan alerts -> one DuckDB transaction -> deliver the outbox -> write the reports
+    hold the writer lock -> load and verify the baseline -> analyse the window (features.window)
+    -> compare each segment with its baseline -> one verdict per segment (verdict.policy)
+    -> plan alerts -> the run's record -> one DuckDB transaction -> deliver the outbox -> write the reports
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
+from . import store, versions
 from .alerts.deliver import deliver_pending
 from .alerts.outbox import apply_alerts
 from .alerts.policy import clean_segments, plan_alerts
 from .alerts.sinks import build_sink
-from .analysis import StageClock, WindowAnalysis, analyse_window, code_version, report_internal_errors
-from .featurize import Context
 from .baselines import Baseline, open_baseline
+from .clock import StageClock
 from .config import JobConfig
-from .inputs import Window, local_path
+from .features.featurize import Context
+from .features.kinds import KINDS
+from .features.window import WindowAnalysis, analyse_window, code_version, report_internal_errors
 from .progress import QUIET, Progress
-from .record import build as build_record
+from .record import Alert, BaselineRef, Evidence, InternalError, RunRecord, Segment, SegmentStatus, Verdict
+from .record import Window as RecordWindow
 from .report import render
+from .report.evidence import collect
 from .report.pictures import report_pictures
-from .stats.compare import compare_segment, error_rate_checks
-from .stats.verdict import Verdict, decide, max_severity
-from .kinds import KINDS
-from . import store, versions
+from .sources.log import Window
 from .store import utcnow, write_run, writer_lock
-
+from .store.rows import run_tables, stage_rows
+from .verdict.compare import compare_segment, error_rate_checks
+from .verdict.headline import ranked
+from .verdict.policy import decide, error_control
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 def day_window(config: JobConfig, day: str | None) -> Window:
     """The window starting at 00:00 UTC of `day` (default: yesterday), as long as [job] window."""
     if day is None:
-        start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
     else:
         start = parse_day(day)
     return Window(start, start + config.job.window_length)
@@ -52,7 +55,7 @@ def parse_day(text: str) -> datetime:
     from .errors import DriftError
 
     try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise DriftError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
 
@@ -60,9 +63,14 @@ def parse_day(text: str) -> datetime:
 @dataclass
 class RunResult:
     run_id: str
-    summary: dict[str, Any]
+    record: RunRecord  # as the store holds it, stages and delivery included
     report_paths: dict[str, Path]
     delivery: dict[str, int]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The record as `drift run --json` prints it."""
+        return self.record.as_dict()
 
 
 def _segment_verdicts(
@@ -72,7 +80,7 @@ def _segment_verdicts(
     checks: dict[tuple[str, str], list] = {}
     for segment, data in sorted(analysis.segments.items()):
         if segment not in baseline.segments:
-            verdicts[segment] = Verdict(status="no_baseline")
+            verdicts[segment] = Verdict(status=SegmentStatus.NO_BASELINE)
             continue
         ref_meta = baseline.segments[segment]
         ref = baseline.features(*segment)
@@ -84,22 +92,73 @@ def _segment_verdicts(
         verdicts[segment] = decide(results, config.policy, segments=len(checks))
     for segment in baseline.segments:
         if segment not in verdicts:
-            verdicts[segment] = Verdict(status="absent")
+            verdicts[segment] = Verdict(status=SegmentStatus.ABSENT)
     return verdicts
 
 
-def _evidence(analysis: WindowAnalysis, baseline: Baseline, verdicts: dict) -> dict:
-    """What the report pictures, for the segments that drifted (drift.report.evidence)."""
-    from .report.evidence import collect
+def _evidence(analysis: WindowAnalysis, baseline: Baseline, segment: tuple[str, str], verdict: Verdict) -> Evidence | None:
+    """What the report pictures of a segment that drifted (drift.report.evidence)."""
+    data = analysis.segments.get(segment)
+    if not verdict.drifted or data is None or segment not in baseline.segments:
+        return None
+    drifted = [f for f in verdict.findings if f.drifted]
+    return collect(*segment, baseline.features(*segment), data.features, drifted, analysis.sample.rows)
 
-    out = {}
-    for segment, verdict in verdicts.items():
-        data = analysis.segments.get(segment)
-        if not verdict.drifted or data is None or segment not in baseline.segments:
-            continue
-        findings = [f.as_dict() for f in verdict.findings if f.status == "drift"]
-        out[segment] = collect(*segment, baseline.features(*segment), data.features, findings, analysis.sample.rows)
-    return out
+
+def _plain(value: Any) -> Any:
+    """Through JSON once: numbers from numpy and dates become the plain values the record keeps."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def build_record(
+    *, run_id: str, config: JobConfig, window: Window, verdicts: dict[tuple[str, str], Verdict], analysis: WindowAnalysis,
+    alerts: list[Alert], baseline: Baseline, embedder: dict | None,
+) -> RunRecord:
+    """The run's record, from its verdicts. A segment's findings in it are those that matter to a
+    reader (FindingStatus.shown); every check, the quiet ones too, is in the `findings` table."""
+    segments = []
+    for (kind, source), verdict in sorted(verdicts.items()):
+        data = analysis.segments.get((kind, source))
+        findings = [f for f in verdict.findings if f.status.shown]
+        findings.sort(key=lambda f: (not f.drifted, -(f.effect_size or 0)))
+        segments.append(
+            Segment(
+                kind=kind,
+                source=source,
+                status=verdict.status,
+                n_population=data.n_population if data else 0,
+                n_sampled=data.n_sampled if data else 0,
+                n_errors=data.n_input_errors if data else 0,
+                errors=data.error_counts() if data else {},
+                n_internal=len(data.internal_errors) if data else 0,
+                n_checks=len(verdict.findings),
+                drifted=verdict.drifted,
+                severity=verdict.severity,
+                changes=ranked(kind, source, findings),
+                findings=findings,
+                evidence=_evidence(analysis, baseline, (kind, source), verdict),
+            )
+        )
+    tested = sum(v.status not in (SegmentStatus.NO_BASELINE, SegmentStatus.ABSENT) for v in verdicts.values())
+    return RunRecord(
+        run_id=run_id,
+        job=config.name,
+        window=RecordWindow(**window.as_dict()),
+        baseline=BaselineRef(name=baseline.name, window=baseline.manifest["window"], dir=str(baseline.path)),
+        encoder=_plain(embedder),
+        log_rejects=_plain(analysis.sample.rejects.to_dicts()),
+        # the false-page rate per night this run's policy implies for its width
+        # (the segments compared with a baseline, as the pipeline gives decide())
+        error_control=_plain(error_control(config.policy, tested)),
+        segments=segments,
+        alerts=alerts,
+        # drift's own failures on some inputs: bugs to report, left out of every error rate
+        internal_errors=[
+            InternalError(kind=d.kind, source=d.source, input_id=e.input_id, message=e.message, traceback=e.traceback)
+            for d in analysis.segments.values()
+            for e in d.internal_errors
+        ],
+    )
 
 
 def _to_evidently(config: JobConfig, run_id: str) -> int:
@@ -120,94 +179,6 @@ def report_link(config: JobConfig, window: Window) -> str:
     if config.report.url:
         return f"{config.report.url.rstrip('/')}/{relative}"
     return str(config.report.dir / relative)
-
-
-def _tables(run_id: str, analysis: WindowAnalysis, verdicts: dict, sample_rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    paths = [local_path(uri, log_file) for uri, log_file in zip(sample_rows["uri"], sample_rows["log_file"])]
-    samples = sample_rows.select("input_id", "received_at", "kind", "source", "uri", "meta").with_columns(
-        pl.lit(run_id).alias("run_id"),
-        pl.col("input_id").replace_strict(analysis.outcomes, default="error").alias("outcome"),
-        pl.Series("path", paths, dtype=pl.Utf8),
-    )
-    errors = [
-        {"run_id": run_id, "input_id": e.input_id, "kind": d.kind, "source": d.source, "category": e.category,
-         "message": e.message + (f"\n{e.traceback}" if e.traceback else "")}
-        for d in analysis.segments.values()
-        for e in d.errors
-    ]
-    segments, findings, descriptors, outliers = [], [], [], []
-    for (kind, source), verdict in verdicts.items():
-        data = analysis.segments.get((kind, source))
-        segments.append(
-            {
-                "run_id": run_id,
-                "kind": kind,
-                "source": source,
-                "n_population": data.n_population if data else 0,
-                "n_sampled": data.n_sampled if data else 0,
-                "n_items": data.features.n if data else 0,
-                "n_errors": data.n_input_errors if data else 0,
-                "status": verdict.status,
-                "drifted": verdict.drifted,
-                "severity": verdict.severity,
-            }
-        )
-        for finding in verdict.findings:
-            outliers += [
-                {"run_id": run_id, "kind": kind, "source": source, "target": finding.result.target,
-                 "rank": rank, "input_id": input_id, "score": score}
-                for rank, (input_id, score) in enumerate(finding.result.ranking, start=1)
-            ]
-            row = finding.as_dict()
-            findings.append(
-                {
-                    "run_id": run_id,
-                    "kind": kind,
-                    "source": source,
-                    "check_family": row.pop("check"),
-                    **{k: row[k] for k in ("target", "method", "statistic", "p_value", "p_adjusted", "effect_size",
-                                           "effect_threshold", "n_ref", "n_cur", "status", "severity")},
-                    "detail": _json(row["detail"]),
-                }
-            )
-        if data is not None and data.features.n:
-            descriptors.append(_long_descriptors(data.features.descriptors).with_columns(
-                pl.lit(run_id).alias("run_id"), pl.lit(kind).alias("kind"), pl.lit(source).alias("source")))
-    return {
-        "samples": samples,
-        "input_errors": pl.DataFrame(errors, schema={k: pl.Utf8 for k in ("run_id", "input_id", "kind", "source", "category", "message")}),
-        "segments": pl.DataFrame(segments),
-        "findings": pl.DataFrame(findings, infer_schema_length=None),
-        "descriptors": pl.concat(descriptors, how="diagonal") if descriptors else pl.DataFrame(),
-        "outliers": pl.DataFrame(outliers),
-    }
-
-
-def _long_descriptors(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (input, descriptor): numbers in `value`, categories in `label`."""
-    # as the comparison sees them (stats.compare.NUMERIC_DTYPES): a yes/no descriptor is a 0/1 number
-    numeric = [c for c in frame.columns if c != "input_id" and (frame[c].dtype.is_numeric() or frame[c].dtype == pl.Boolean)]
-    labels = [c for c in frame.columns if c != "input_id" and c not in numeric]
-    parts = []
-    if numeric:
-        parts.append(
-            frame.select("input_id", *[pl.col(c).cast(pl.Float64) for c in numeric])
-            .unpivot(index="input_id", variable_name="name", value_name="value")
-            .with_columns(pl.lit(None, pl.Utf8).alias("label"))
-        )
-    if labels:
-        parts.append(
-            frame.select("input_id", *[pl.col(c).cast(pl.Utf8) for c in labels])
-            .unpivot(index="input_id", variable_name="name", value_name="label")
-            .with_columns(pl.lit(None, pl.Float64).alias("value"))
-        )
-    return pl.concat(parts, how="diagonal")
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, default=str)
 
 
 def run_job(config: JobConfig, day: str | None = None, progress: Progress | None = None) -> RunResult:
@@ -239,19 +210,18 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
             embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
             record = build_record(
                 run_id=run_id, config=config, window=window, verdicts=verdicts, analysis=analysis,
-                alerts=planned, baseline=baseline, embedder=embedder, evidence=_evidence(analysis, baseline, verdicts),
+                alerts=planned, baseline=baseline, embedder=embedder,
             )
             with clock.stage("store") as counter:
-                tables = _tables(run_id, analysis, verdicts, analysis.sample.rows)
-                tables["log_rejects"] = analysis.sample.rejects.with_columns(pl.lit(run_id).alias("run_id"))
+                tables = run_tables(run_id, analysis, verdicts, record)
                 run_row = {
                     "run_id": run_id,
                     "job": config.name,
                     "window_start": window.start,
                     "window_end": window.end,
-                    "status": "completed",
-                    "drifted": any(v.drifted for v in verdicts.values()),
-                    "severity": max_severity(v.severity for v in verdicts.values()),
+                    "status": record.status.value,
+                    "drifted": record.drifted,
+                    "severity": record.severity.value,
                     "baseline": baseline.name,
                     "embedder": embedder,
                     "code_version": code_version(),
@@ -262,7 +232,7 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                 }
                 clean = clean_segments(config, verdicts)
                 # Stage timings are written with the run; the later stages' figures are added after.
-                tables["stage_timings"] = clock.frame(run_id)
+                tables["stage_timings"] = stage_rows(run_id, clock.stages)
                 with store.session(database) as con:  # closed at once: readers wait only for the commit
                     write_run(con, run_row, record, tables,
                               lambda c: apply_alerts(c, config, run_id, window.start, planned, clean, utcnow()))
@@ -280,15 +250,14 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
             # Whatever delivery did, the run has committed: its reports are written, from the
             # record as the store holds it.
             with store.session(database) as con:
-                store.add_stage_timings(con, run_id, clock.frame(run_id))
+                store.add_stage_timings(con, run_id, stage_rows(run_id, clock.stages))
                 stored = store.load_run(con, config.name, run_id)
             with clock.stage("report"):
-                summary = stored.as_dict()
-                paths = render.write_reports(summary, report_dir, report_pictures(summary, config))
+                paths = render.write_reports(stored, report_dir, report_pictures(stored, config))
             if config.export.evidently_workspace is not None:
                 with clock.stage("export") as counter:
                     counter["items"] = _to_evidently(config, run_id)
             with store.session(database) as con:
-                store.add_stage_timings(con, run_id, clock.frame(run_id))
+                store.add_stage_timings(con, run_id, stage_rows(run_id, clock.stages))
                 stored = store.load_run(con, config.name, run_id)  # with the report stage's own timing
-    return RunResult(run_id, stored.as_dict(), paths, delivery)
+    return RunResult(run_id, stored, paths, delivery)

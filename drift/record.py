@@ -1,21 +1,138 @@
-"""The record of a run: what `drift run --json`, `drift report` and the notebooks read.
+"""The typed shapes of a run's results, declared once: what the verdict produces, the store writes,
+the alerts send and every report renders.
 
-The verdict produces one RunRecord; store.write_run writes it once, in the run's transaction, as
-`runs.summary`; store.load_run reads it back, with the stages and the delivery of its messages from
-their own tables (they finish after the commit). Reports are rendered from the loaded record, so
-what a report shows is what the store holds. Validating on load keeps readers honest about the
-shape: a record this code cannot read fails with its field's name, not deep in a template. Fields
-it does not know (a record written by a newer drift) are ignored, so an older reader still works.
+The verdict (drift.verdict) makes `Finding`s and one `Verdict` per segment; the pipeline puts them
+with the segment's counts into a `RunRecord`; store.write_run writes the record once, in the run's
+transaction, as `runs.summary`, and the rows of `findings`, `segments` and `stage_timings` from the
+same models (drift.store.rows checks the tables against them); store.load_run reads it back, with
+the stages and the delivery of its messages from their own tables (they finish after the commit).
+Reports are rendered from the loaded record, so what a report shows is what the store holds.
+
+Validating on load keeps readers honest about the shape: a record this code cannot read fails with
+its field's name, not deep in a template. Fields it does not know (a record written by a newer
+drift) are ignored, so an older reader still works. Fields marked `exclude=True` live only while
+the run is in memory (what the words and the outliers table are made from); they are not part of
+`runs.summary` or `--json`.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
+from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-SHOWN_STATUSES = ("drift", "small_effect", "not_enough_data")
+
+class Severity(StrEnum):
+    NONE = "none"
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def reaches(self, bar: str) -> bool:
+        """At least as severe as `bar` (a sink's min_severity, the policy's page_at)."""
+        return self.rank >= Severity(bar).rank
+
+    @classmethod
+    def highest(cls, severities: Iterable[str]) -> Severity:
+        return max((cls(s) for s in severities), key=lambda s: s.rank, default=cls.NONE)
+
+
+_SEVERITY_RANK = {Severity.NONE: 0, Severity.INFO: 1, Severity.WARNING: 2, Severity.CRITICAL: 3}
+
+
+class InputKind(StrEnum):
+    """What an input is; each has its implementation in drift.features.kinds."""
+
+    IMAGE = "image"
+    DOCUMENT = "document"
+    PAYLOAD = "payload"
+
+    @property
+    def noun(self) -> str:
+        """What its items are called in a sentence."""
+        return f"{self.value}s"
+
+    @property
+    def visual(self) -> bool:
+        """Its items can be shown as pictures (a report's thumbnails)."""
+        return self is not InputKind.PAYLOAD
+
+
+class Family(StrEnum):
+    """The check families (their defaults: drift.verdict.families)."""
+
+    ERROR_RATE = "error_rate"
+    SCHEMA_BREAKING = "schema_breaking"
+    SCHEMA_ADDITIVE = "schema_additive"
+    SCHEMA_SHIFT = "schema_shift"
+    EMBEDDING = "embedding"
+    DESCRIPTOR = "descriptor"
+
+
+class FindingStatus(StrEnum):
+    DRIFT = "drift"
+    SMALL_EFFECT = "small_effect"
+    NO_DRIFT = "no_drift"
+    NOT_ENOUGH_DATA = "not_enough_data"
+    UNTESTABLE = "untestable"
+
+    @property
+    def shown(self) -> bool:
+        """Kept in the record for readers; every check, the quiet ones too, is in the `findings` table."""
+        return self in (FindingStatus.DRIFT, FindingStatus.SMALL_EFFECT, FindingStatus.NOT_ENOUGH_DATA)
+
+
+class SegmentStatus(StrEnum):
+    OK = "ok"  # compared with its baseline
+    NOT_ENOUGH_DATA = "not_enough_data"
+    NO_BASELINE = "no_baseline"  # in the window, not in the baseline
+    ABSENT = "absent"  # in the baseline, not in the window
+
+    @property
+    def tested(self) -> bool:
+        return self is SegmentStatus.OK
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class RunStatus(StrEnum):
+    COMPLETED = "completed"
+
+
+class Aspect(StrEnum):
+    """What property of its subject a check looks at. A payload check's target is "<path> <aspect>";
+    a descriptor's or an embedding's is its name alone (aspect NONE)."""
+
+    NONE = ""
+    INPUT_ERRORS = "input errors"
+    PRESENCE = "presence"
+    NULLS = "nulls"
+    TYPE = "type"
+    FORMAT = "format"
+    KEY_PATTERN = "key pattern"
+    LAG = "lag to receipt"
+    NEW_VALUE = "new value"
+    NEW_VERSION = "new version"
+    VALUES = "values"
+    NUMBERS = "numbers"
+    STRING_LENGTHS = "string lengths"
+    ARRAY_LENGTHS = "array lengths"
+    SHAPE = "shape"
+
+
+def target_of(subject: str, aspect: Aspect) -> str:
+    """The one way a finding's target is spelled from what it looked at."""
+    if aspect is Aspect.INPUT_ERRORS:
+        return f"input errors: {subject}"
+    return f"{subject} {aspect.value}" if aspect is not Aspect.NONE else subject
 
 
 class _Record(BaseModel):
@@ -34,7 +151,10 @@ class BaselineRef(_Record):
 
 
 class Finding(_Record):
-    check: str
+    """One check's result and what the verdict made of it: the same shape for every method, from
+    the test up to the `findings` row and the alert."""
+
+    check: Family
     target: str
     method: str
     statistic: float | None = None
@@ -44,15 +164,88 @@ class Finding(_Record):
     effect_threshold: float | None = None
     n_ref: int
     n_cur: int
-    status: str
-    severity: str
+    status: FindingStatus
+    severity: Severity
     detail: dict[str, Any] = {}
+    # What the check looked at (a descriptor, an embedding, a JSON path, an error category) and
+    # which property of it: the words (drift.verdict.headline) read these, never the target's text.
+    subject: str = Field("", exclude=True)
+    aspect: Aspect = Field(Aspect.NONE, exclude=True)
+    # (baseline, tonight) counts of the event a rate test counts (inputs that failed, say)
+    counts: tuple[int, int] | None = Field(None, exclude=True)
+    # (input_id, score) of tonight's items least like the baseline, most unlike first (the `outliers` table)
+    ranking: list[tuple[str, float]] = Field([], exclude=True)
+
+    @property
+    def drifted(self) -> bool:
+        return self.status is FindingStatus.DRIFT
+
+    @property
+    def level(self) -> float | None:
+        """What p_adjusted was held to: the family's share of the night's budget, or fdr."""
+        return self.detail.get("level")
+
+
+class Verdict(_Record):
+    """One segment's verdict: every check's finding, the quiet ones too."""
+
+    findings: list[Finding] = []
+    drifted: bool = False
+    severity: Severity = Severity.NONE
+    status: SegmentStatus = SegmentStatus.OK
+
+
+class Distribution(_Record):
+    """A numeric descriptor in both windows, as shares on shared bins."""
+
+    target: str
+    edges: list[float]
+    log: bool
+    ref: list[float]
+    cur: list[float]
+    n_ref: int
+    n_cur: int
+
+
+class Bars(_Record):
+    """A yes/no or categorical descriptor, or a payload mix, as paired shares by label."""
+
+    target: str
+    ref: dict[str, float]
+    cur: dict[str, float]
+
+
+class PicturedItem(_Record):
+    """An item a report shows as a thumbnail, and where its file is."""
+
+    input_id: str
+    path: str | None = None
+
+
+class PayloadExample(_Record):
+    """One payload behind a finding, as [text, marked] lines, marked where the path is."""
+
+    input_id: str
+    target: str
+    path: str
+    lines: list[tuple[str, bool]]
+    truncated: bool = False
+
+
+class Evidence(_Record):
+    """What the report pictures of a drifted segment (drift.report.evidence)."""
+
+    distributions: list[Distribution] = []
+    bars: list[Bars] = []
+    unlike: list[PicturedItem] = []
+    typical: list[PicturedItem] = []
+    payload_example: PayloadExample | None = None
 
 
 class Segment(_Record):
     kind: str
     source: str
-    status: str
+    status: SegmentStatus
     n_population: int = 0
     n_sampled: int = 0
     n_errors: int = 0
@@ -60,22 +253,62 @@ class Segment(_Record):
     n_internal: int = 0
     n_checks: int = 0
     drifted: bool = False
-    severity: str = "none"
-    # what changed, in words (drift.report.headline): the first is the segment's headline
+    severity: Severity = Severity.NONE
+    # what changed, in words (drift.verdict.headline): the first is the segment's headline
     changes: list[str] = []
     findings: list[Finding] = []
-    # what the report pictures (drift.report.evidence), for drifted segments
-    evidence: dict[str, Any] = {}
+    # what the report pictures, for drifted segments (written {} for the others)
+    evidence: Evidence | None = None
 
     @property
     def headline(self) -> str | None:
         return self.changes[0] if self.changes else None
 
+    @property
+    def name(self) -> str:
+        return f"{self.kind}/{self.source}"
+
+    @property
+    def n_items(self) -> int:
+        """The sampled inputs that became features: every other one is an error (invariant 1)."""
+        return self.n_sampled - self.n_errors - self.n_internal
+
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _nothing_pictured(cls, value):
+        return None if value == {} else value
+
+    @field_serializer("evidence")
+    def _as_written(self, value: Evidence | None, info):
+        return {} if value is None else value.model_dump(mode=info.mode)
+
 
 class Alert(_Record):
-    severity: str
+    """One incident of a segment's night: what pages, planned by drift.alerts.policy."""
+
+    severity: Severity
     dedup_key: str
     title: str
+    # the incident itself, while the run plans and queues it (drift.alerts.outbox)
+    job: str = Field("", exclude=True)
+    kind: str = Field("", exclude=True)
+    source: str = Field("", exclude=True)
+    families: list[Family] = Field([], exclude=True)
+    changes: list[str] = Field([], exclude=True)  # the first MAX_CHANGES sentences, the headline first
+    findings: list[Finding] = Field([], exclude=True)  # those that page, the most severe first
+    run_id: str = Field("", exclude=True)
+    window: dict[str, str] = Field({}, exclude=True)
+    report: str = Field("", exclude=True)  # where the reader goes: the HTML report's link
+    runbook: str | None = Field(None, exclude=True)
+
+    def trigger(self) -> dict[str, Any]:
+        """The message that opens or escalates the incident, as the outbox keeps it and sinks read it."""
+        return {
+            "dedup_key": self.dedup_key, "action": "trigger", "severity": self.severity.value, "title": self.title,
+            "job": self.job, "kind": self.kind, "source": self.source, "run_id": self.run_id, "window": self.window,
+            "families": [f.value for f in self.families], "changes": self.changes,
+            "findings": [f.model_dump(mode="json") for f in self.findings], "report": self.report, "runbook": self.runbook,
+        }
 
 
 class InternalError(_Record):
@@ -93,6 +326,8 @@ class LogReject(_Record):
 
 
 class Stage(_Record):
+    """One stage of a run: its wall time, items, CPU time (workers included) and peak memory."""
+
     stage: str
     seconds: float
     items: int
@@ -102,16 +337,16 @@ class Stage(_Record):
 
 class Night(_Record):
     window_start: str
-    status: str
+    status: SegmentStatus
     drifted: bool
-    severity: str
+    severity: Severity
 
 
 class RunRecord(_Record):
     run_id: str
     job: str
     window: Window
-    status: str = "completed"
+    status: RunStatus = RunStatus.COMPLETED
     baseline: BaselineRef
     encoder: dict[str, Any] | None = None
     log_rejects: list[LogReject] = []
@@ -127,64 +362,25 @@ class RunRecord(_Record):
     # each segment's verdicts over the nights up to this one ("kind/source" -> oldest first)
     history: dict[str, list[Night]] = {}
 
+    @property
+    def day(self) -> str:
+        return self.window.start[:10]
+
+    @property
+    def drifted(self) -> bool:
+        return any(s.drifted for s in self.segments)
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.highest(s.severity for s in self.segments)
+
+    def nights(self, segment: Segment) -> list[Night]:
+        return self.history.get(segment.name, [])
+
     def stored(self) -> str:
         """The JSON written to runs.summary: the record without what finishes after the commit."""
         return self.model_dump_json(exclude={"stages", "delivery", "history"})
 
     def as_dict(self) -> dict[str, Any]:
-        """The plain shape reports and `--json` print (documented in README and docs/schema.md)."""
+        """The plain shape `--json` prints (documented in README and docs/schema.md)."""
         return self.model_dump(mode="json")
-
-
-def build(*, run_id, config, window, verdicts, analysis, alerts, baseline, embedder, evidence=None) -> RunRecord:
-    """The run's record, from its verdicts. A segment's findings in it are those that matter to a
-    reader (SHOWN_STATUSES); every check, the quiet ones too, is in the `findings` table.
-    `evidence`: (kind, source) -> what the report pictures (drift.report.evidence)."""
-    from .report.headline import ranked
-    from .stats.verdict import error_control
-
-    segments = []
-    for (kind, source), verdict in sorted(verdicts.items()):
-        data = analysis.segments.get((kind, source))
-        findings = [f.as_dict() for f in verdict.findings if f.status in SHOWN_STATUSES]
-        findings.sort(key=lambda f: (f["status"] != "drift", -(f["effect_size"] or 0)))
-        segments.append(
-            {
-                "kind": kind,
-                "source": source,
-                "status": verdict.status,
-                "n_population": data.n_population if data else 0,
-                "n_sampled": data.n_sampled if data else 0,
-                "n_errors": data.n_input_errors if data else 0,
-                "errors": data.error_counts() if data else {},
-                "n_internal": len(data.internal_errors) if data else 0,
-                "n_checks": len(verdict.findings),
-                "drifted": verdict.drifted,
-                "severity": verdict.severity,
-                "changes": ranked(kind, source, findings),
-                "findings": findings,
-                "evidence": (evidence or {}).get((kind, source), {}),
-            }
-        )
-    record = {
-        "run_id": run_id,
-        "job": config.name,
-        "window": window.as_dict(),
-        "status": "completed",
-        "baseline": {"name": baseline.name, "window": baseline.manifest["window"], "dir": str(baseline.path)},
-        "encoder": embedder,
-        "log_rejects": analysis.sample.rejects.to_dicts(),
-        # the false-page rate per night this run's policy implies for its width
-        # (the segments compared with a baseline, as the pipeline gives decide())
-        "error_control": error_control(config.policy, sum(v.status not in ("no_baseline", "absent") for v in verdicts.values())),
-        "segments": segments,
-        "alerts": [{"severity": a.severity, "dedup_key": a.dedup_key, "title": a.title} for a in alerts],
-        # drift's own failures on some inputs: bugs to report, left out of every error rate
-        "internal_errors": [
-            {"kind": d.kind, "source": d.source, "input_id": e.input_id, "message": e.message, "traceback": e.traceback}
-            for d in analysis.segments.values()
-            for e in d.internal_errors
-        ],
-    }
-    # Through JSON once: numbers from numpy and dates in findings' details become plain values.
-    return RunRecord.model_validate(json.loads(json.dumps(record, default=str)))

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from .config import JobConfig, load_job
@@ -68,7 +68,7 @@ def run_scheduled(path: Path, runner: Callable | None = None) -> None:
     try:
         config = load_job(path)
         result = (runner or run_job)(config, None)
-        log.info("%s: run %s completed, %d alert(s)", config.name, result.run_id, len(result.summary["alerts"]))
+        log.info("%s: run %s completed, %d alert(s)", config.name, result.run_id, len(result.record.alerts))
     except DriftError as exc:
         log.error("%s: %s", path, exc)
 
@@ -78,7 +78,7 @@ def serve(folder: Path, *, blocking: bool = True, runner: Callable | None = None
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=timezone.utc)
+    scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=UTC)
 
     def stop(signum, frame):  # noqa: ARG001
         log.info("signal %s: stopping after the running job", signum)
@@ -175,7 +175,7 @@ def job_status(path: Path, now: datetime | None = None, grace: timedelta = DEFAU
     from .store import connect_reader, job_health
 
     config = load_job(path)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     due = last_fire_time(config, now - grace)
     last_window = last_finished = None
     open_alerts = undelivered = 0

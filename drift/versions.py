@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
 def new_version(link: Path) -> Path:
     """An empty folder for the next version of `link`, beside it."""
     link.parent.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     version = link.parent / f".{link.name}.{stamp}-{uuid.uuid4().hex[:8]}"
     version.mkdir()
     return version

@@ -6,7 +6,7 @@ import io
 import json
 import random
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +157,7 @@ def write_job(root: Path, tiny_clip: tuple[Path, Path], extra: str = "", name: s
     return job
 
 
-BASE_DAY = datetime(2026, 3, 1, tzinfo=timezone.utc)
+BASE_DAY = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -181,3 +181,31 @@ def demo_dir(tmp_path_factory):
     result = CliRunner().invoke(app, ["demo", "--dir", str(folder), "--quiet"])
     assert result.exit_code == 0, result.output
     return folder, result.output
+
+
+def assert_same_analysis(here, there) -> None:
+    """Two analyses of one window agree: outcomes, errors, ids, descriptors, tables, and embeddings
+    within float noise (the engines' conformance, tests/test_conformance.py and test_engines.py)."""
+    import numpy as np
+
+    assert there.outcomes == here.outcomes
+    assert set(there.segments) == set(here.segments)
+    for segment, mine in here.segments.items():
+        theirs = there.segments[segment]
+        assert (theirs.n_sampled, theirs.n_population) == (mine.n_sampled, mine.n_population)
+        assert [(e.input_id, e.category) for e in theirs.errors] == [(e.input_id, e.category) for e in mine.errors]
+        assert theirs.features.ids == mine.features.ids
+        assert theirs.features.descriptors.equals(mine.features.descriptors.select(theirs.features.descriptors.columns))
+        assert set(theirs.features.descriptors.columns) == set(mine.features.descriptors.columns)
+        assert sorted(theirs.features.tables) == sorted(mine.features.tables)
+        for name, table in mine.features.tables.items():  # payload fingerprints, times, paths
+            assert theirs.features.tables[name].equals(table), (segment, name)
+        assert sorted(theirs.features.embeddings) == sorted(mine.features.embeddings)
+        for name, vectors in mine.features.embeddings.items():
+            other = theirs.features.embeddings[name]
+            ok = ~np.isnan(vectors).any(axis=1)
+            assert (ok == ~np.isnan(other).any(axis=1)).all()
+            if not ok.any():
+                continue
+            cosine = (vectors[ok] * other[ok]).sum(1) / np.linalg.norm(vectors[ok], axis=1) / np.linalg.norm(other[ok], axis=1)
+            assert cosine.min() >= 1 - 1e-5, (segment, name, cosine.min())

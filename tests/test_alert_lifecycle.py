@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -17,13 +17,11 @@ from drift.alerts.deliver import deliver_pending
 from drift.alerts.outbox import apply_alerts
 from drift.alerts.policy import clean_segments, plan_alerts
 from drift.config import load_job
-from drift.record import RunRecord
-from drift.stats.tests import TestResult
-from drift.stats.verdict import Finding, Verdict
+from drift.record import Finding, RunRecord, Verdict
 
 from .test_config import MINIMAL
 
-START = datetime(2026, 6, 1, tzinfo=timezone.utc)
+START = datetime(2026, 6, 1, tzinfo=UTC)
 PHOTOS, ORDERS, INVOICES = ("image", "photos"), ("payload", "orders"), ("document", "invoices")
 
 
@@ -65,8 +63,11 @@ timeout_s = 2
 
 
 def finding(family: str, severity: str, drifted: bool = True) -> Finding:
-    result = TestResult("ks", 0.5, 1e-9, 1.0, 300, 150).labelled(family=family, target=f"a {family} target")
-    return Finding(result, 1e-9, 0.5, "drift" if drifted else "no_drift", severity if drifted else "none", 1e-4)
+    return Finding(
+        check=family, target=f"a {family} target", method="ks", statistic=0.5, p_value=1e-9, p_adjusted=1e-9, effect_size=1.0,
+        effect_threshold=0.5, n_ref=300, n_cur=150, status="drift" if drifted else "no_drift",
+        severity=severity if drifted else "none", detail={"level": 1e-4},
+    )
 
 
 def verdict(state: str) -> Verdict:
@@ -76,7 +77,7 @@ def verdict(state: str) -> Verdict:
     findings = [finding("descriptor", "warning", drifted=state != "clean")]
     if state == "critical":
         findings.append(finding("schema_breaking", "critical"))
-    return Verdict(findings, state != "clean", "none" if state == "clean" else state, "ok")
+    return Verdict(findings=findings, drifted=state != "clean", severity="none" if state == "clean" else state, status="ok")
 
 
 def night(config, day: int, states: dict[tuple[str, str], str]) -> dict[str, str]:
@@ -85,7 +86,7 @@ def night(config, day: int, states: dict[tuple[str, str], str]) -> dict[str, str
     verdicts = {segment: verdict(state) for segment, state in states.items()}
     run_id = f"shop-{day}-{uuid.uuid4().hex[:6]}"
     planned = plan_alerts(config, run_id, {"start": start.isoformat()}, verdicts, "report.md")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run = {
         "run_id": run_id, "job": "shop", "window_start": start, "window_end": start + timedelta(days=1),
         "status": "completed", "drifted": any(v.drifted for v in verdicts.values()), "severity": "none",

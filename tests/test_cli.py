@@ -35,7 +35,7 @@ def test_json_summary_has_the_documented_shape(world):
 def open_image_with_a_bug(target, limits):
     """The image kind's opener with a bug of ours in it, for two of the day's photos. Module-level:
     the worker processes import it by name."""
-    from drift.kinds.image import open_image
+    from drift.features.kinds.image import open_image
 
     if str(target).endswith(("img_3.jpg", "img_7.jpg")):
         return {}["a key our code forgot"]
@@ -46,7 +46,7 @@ def test_a_bug_of_ours_in_a_worker_is_internal_not_an_input_error(world, monkeyp
     _, job = world
     built = runner.invoke(app, ["baseline", "build", str(job), "--start", "2026-03-01", "--end", "2026-03-04", "--quiet"])
     assert built.exit_code == 0, built.output
-    from drift.kinds import KINDS
+    from drift.features.kinds import KINDS
 
     monkeypatch.setattr(KINDS["image"], "open_input", open_image_with_a_bug)
     result = runner.invoke(app, ["run", str(job), "--day", f"{BASE_DAY + timedelta(days=3):%Y-%m-%d}", "--json"])
@@ -90,7 +90,7 @@ def test_usage_errors_exit_2():
 def test_fingerprint_exports_mergeable_fingerprints_and_a_union_schema(world, tmp_path):
     import polars as pl
 
-    from drift.fingerprint import summary
+    from drift.features.fingerprint import summary
 
     _, job = world
     days = []

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from drift.isolation import Task, open_all
-from drift.kinds import KINDS, InputError
+from drift.features.isolation import Task, open_all
+from drift.features.kinds import KINDS, InputError
 
 from .conftest import CORPUS
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift.embed.clip import ImageEncoder
-from drift.embed.identity import same_encoder
 from drift.errors import EmbedderError
+from drift.features.embed.clip import ImageEncoder
+from drift.features.embed.identity import same_encoder
 
 
 def test_checkpoint_loads_through_open_clip_and_embeds(tiny_clip):
@@ -77,8 +77,8 @@ def test_int8_vectors_do_not_depend_on_their_batch_partners(tiny_clip):
 
 
 def test_the_bundled_text_model_is_checked_before_it_is_loaded(monkeypatch):
-    from drift.embed import text
     from drift.errors import EmbedderError
+    from drift.features.embed import text
 
     encoder = text.TextEncoder()  # the installed package's weights match the published sha256
     assert encoder.dim == 384 and encoder.identity()["source"] == "bundled"
@@ -93,7 +93,7 @@ def test_loading_the_encoders_leaves_the_processes_logging_and_environment_alone
     import logging
     import os
 
-    from drift.embed.text import OFFLINE_ENV, TextEncoder
+    from drift.features.embed.text import OFFLINE_ENV, TextEncoder
 
     root = logging.getLogger()
     monkeypatch.setattr(root, "level", logging.INFO)
@@ -110,7 +110,7 @@ def test_loading_the_encoders_leaves_the_processes_logging_and_environment_alone
 def test_pretrained_is_read_one_way_by_the_config_and_the_encoder(tmp_path):
     """"v1.0" was a hub tag to the config and a checkpoint path to the encoder."""
     from drift.config import load_job
-    from drift.embed.clip import source_of
+    from drift.features.embed.clip import source_of
 
     job = tmp_path / "job.toml"
     base = '[job]\nname = "s"\n[inputs]\nlog = "l/*.parquet"\nroots = ["d"]\n[baseline]\nname = "b"\n[image]\n'
@@ -149,7 +149,7 @@ def test_onnx_runtime_gives_the_torch_vectors_from_a_graph_cached_by_the_weights
 
     with pytest.raises(EmbedderError, match="calibrated on the baseline's own items: build the baseline"):
         ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8")
-    import drift.embed.onnx_visual as onnx_visual
+    import drift.features.embed.onnx_visual as onnx_visual
 
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
     with pytest.raises(EmbedderError, match=r"pip install -e '.\[onnx\]'"):
@@ -187,10 +187,10 @@ def test_a_baseline_carries_its_calibration_set_and_a_run_embeds_with_it(world):
     stores the crops with their sha256, and the night's run rebuilds the same encoder from them."""
     from datetime import timedelta
 
-    from drift.analysis import StageClock
     from drift.baselines import CALIBRATION, build, open_baseline
+    from drift.clock import StageClock
     from drift.config import load_job
-    from drift.featurize import Context
+    from drift.features.featurize import Context
     from drift.pipeline import run_job
     from drift.progress import QUIET
 
@@ -201,7 +201,7 @@ def test_a_baseline_carries_its_calibration_set_and_a_run_embeds_with_it(world):
     config = load_job(job)
     clock = StageClock()
     manifest = build(config, BASE_DAY, BASE_DAY + timedelta(days=3), Context(config, QUIET), clock)
-    assert "calibrate" in [t.stage for t in clock.timings]
+    assert "calibrate" in [t.stage for t in clock.stages]
     assert CALIBRATION in manifest["files"]
     crops = open_baseline(config).calibration()
     assert crops.dtype == np.uint8 and 8 <= len(crops) <= 64

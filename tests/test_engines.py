@@ -8,15 +8,16 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from drift.analysis import StageClock, analyse_window
-from drift.featurize import Context
-from drift.config import load_job
-from drift.inputs import Window
 from drift.baselines import build, open_baseline
+from drift.clock import StageClock
+from drift.config import load_job
+from drift.features.featurize import Context
+from drift.features.window import analyse_window
 from drift.pipeline import _segment_verdicts
 from drift.progress import QUIET
+from drift.sources.log import Window
 
-from .conftest import BASE_DAY, write_day, write_job
+from .conftest import BASE_DAY, assert_same_analysis, write_day, write_job
 
 if os.environ.get("CI"):
     import ray  # noqa: F401 - CI installs the extra: a missing Ray is a failure there, not a skip
@@ -71,27 +72,7 @@ def test_ray_engine_gives_the_local_features_errors_and_verdicts(cluster, ray_wo
     local_job, ray_job = ray_world
     here, there = _analyse(local_job), _analyse(ray_job)
 
-    assert there.outcomes == here.outcomes
-    assert set(there.segments) == set(here.segments)
-    for segment, mine in here.segments.items():
-        theirs = there.segments[segment]
-        assert (theirs.n_sampled, theirs.n_population) == (mine.n_sampled, mine.n_population)
-        assert [(e.input_id, e.category) for e in theirs.errors] == [(e.input_id, e.category) for e in mine.errors]
-        assert theirs.features.ids == mine.features.ids
-        assert theirs.features.descriptors.equals(mine.features.descriptors.select(theirs.features.descriptors.columns))
-        assert set(theirs.features.descriptors.columns) == set(mine.features.descriptors.columns)
-        assert sorted(theirs.features.tables) == sorted(mine.features.tables)
-        for name, table in mine.features.tables.items():  # payload fingerprints, times, paths
-            assert theirs.features.tables[name].equals(table), (segment, name)
-        assert sorted(theirs.features.embeddings) == sorted(mine.features.embeddings)
-        for name, vectors in mine.features.embeddings.items():
-            other = theirs.features.embeddings[name]
-            ok = ~np.isnan(vectors).any(axis=1)
-            assert (ok == ~np.isnan(other).any(axis=1)).all()
-            if not ok.any():
-                continue
-            cosine = (vectors[ok] * other[ok]).sum(1) / np.linalg.norm(vectors[ok], axis=1) / np.linalg.norm(other[ok], axis=1)
-            assert cosine.min() >= 1 - 1e-5, (segment, name, cosine.min())
+    assert_same_analysis(here, there)
     errors = {e.input_id: e.category for d in there.segments.values() for e in d.errors}
     assert errors["hostile"] in ("corrupt", "truncated")
     assert (errors["gone"], errors["escape"]) == ("missing", "outside_roots")
@@ -104,7 +85,7 @@ def test_ray_engine_gives_the_local_features_errors_and_verdicts(cluster, ray_wo
     for name, analysis in (("local", here), ("ray", there)):
         verdicts = _segment_verdicts(config, analysis, baseline, Context(config, QUIET))
         decided[name] = {
-            segment: (v.status, v.drifted, v.severity, sorted((f.result.family, f.result.target, f.status) for f in v.findings))
+            segment: (v.status, v.drifted, v.severity, sorted((f.check, f.target, f.status) for f in v.findings))
             for segment, v in verdicts.items()
         }
     assert decided["ray"] == decided["local"]
@@ -117,7 +98,7 @@ def test_pieces_featurized_apart_join_in_the_order_of_the_sample():
     import polars as pl
     from genson import SchemaBuilder
 
-    from drift.kinds import FeatureSet
+    from drift.features.kinds import FeatureSet
 
     def piece(ids, docs):
         return FeatureSet(
@@ -149,8 +130,8 @@ def test_pieces_featurized_apart_join_in_the_order_of_the_sample():
 def test_the_actor_pool_always_leaves_a_cpu_to_ray_data():
     """An actor pool that reserves every CPU hangs Ray Data (ray-project/ray#44687): refused, clearly."""
     from drift.config import EngineSection
-    from drift.engines.ray_engine import pool_size
     from drift.errors import DriftError
+    from drift.features.engines.ray_engine import pool_size
 
     assert pool_size(EngineSection(kind="ray"), 2) == 1
     assert pool_size(EngineSection(kind="ray", cpus_per_actor=4), 16) == 3

@@ -10,12 +10,12 @@ import orjson
 import polars as pl
 import pytest
 
-from drift.fingerprint import summary
-from drift.fingerprint.changes import structure_checks
-from drift.fingerprint.walk import observe, string_format
-from drift.kinds.payload import PayloadFeaturizer, open_payload
-from drift.stats.verdict import decide
 from drift.config import PolicySection
+from drift.features.fingerprint import summary
+from drift.features.fingerprint.walk import observe, string_format
+from drift.features.kinds.payload import PayloadFeaturizer, open_payload
+from drift.verdict.policy import decide
+from drift.verdict.structure import structure_checks
 
 LIMITS = {"max_bytes": 1_000_000, "max_depth": 32, "max_array": 10_000}
 
@@ -70,7 +70,7 @@ def window(seed: int, n: int = 200, **drift) -> list[dict]:
 def drifted(ref_docs, cur_docs) -> dict[tuple[str, str], object]:
     results = structure_checks(features(ref_docs, "ref"), features(cur_docs, "cur"))
     verdict = decide(results, PolicySection())
-    return {(f.result.family, f.result.target): f for f in verdict.findings if f.drifted}
+    return {(f.check, f.target): f for f in verdict.findings if f.drifted}
 
 
 def test_string_formats():
@@ -82,7 +82,7 @@ def test_string_formats():
 
 
 def test_key_classes():
-    from drift.fingerprint.walk import key_class
+    from drift.features.fingerprint.walk import key_class
 
     cases = {"123": "int", "-7": "int", "9f1c2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b": "uuid", "2026-11-24": "date",
              "2026-11-24T03:00:00Z": "date", "0a1b2c3d4e5f": "hex", "USD": "currency", "id": None, "Usd": None,
@@ -93,7 +93,7 @@ def test_key_classes():
 def test_kmv_hashes_are_zlib_crc32_of_the_utf8():
     import zlib
 
-    from drift.fingerprint.walk import crc32_text
+    from drift.features.fingerprint.walk import crc32_text
 
     for text in ("", "in_stock", "héllo ✓ 𝄞", "x" * 1000, *("0123456789abcdefgh"[:n] for n in range(18))):
         assert crc32_text(text) == zlib.crc32(text.encode())
@@ -112,7 +112,7 @@ def test_a_value_is_one_value_whatever_its_json_type():
 def test_a_crowded_path_keeps_the_smallest_hashes_of_its_distinct_values():
     import zlib
 
-    from drift.fingerprint.walk import DOC_VALUE_CAP, KMV_K
+    from drift.features.fingerprint.walk import DOC_VALUE_CAP, KMV_K
 
     ids = [f"id-{i}" for i in range(3000)]
     seen = observe({"ids": ids + ids[:500]}, 32, 10_000)  # repeats count once
@@ -132,7 +132,7 @@ def test_a_document_contributes_the_lower_median_of_what_it_holds_at_a_path():
 
 
 def test_a_batch_keeps_each_document_apart_and_refused_ones_out():
-    from drift.kinds.payload import open_payloads
+    from drift.features.kinds.payload import open_payloads
 
     docs = [orjson.dumps({"a": 1, "tags": ["x", "y"]}), b"{oops", orjson.dumps({"b": "2026-11-24"})]
     opened = open_payloads(docs, LIMITS)
@@ -168,7 +168,7 @@ def test_paths_maps_and_shapes():
 
 
 def test_limits_become_input_errors():
-    from drift.kinds.base import InputProblem
+    from drift.features.kinds.base import InputProblem
 
     for data, category in ((b"[" * 40 + b"]" * 40, "too_deep"), (orjson.dumps(list(range(10_001))), "too_large")):
         with pytest.raises(InputProblem) as caught:
@@ -207,12 +207,12 @@ def test_a_fifth_of_responses_losing_or_retyping_a_field_is_breaking_with_the_pa
     removed = drifted(base, window(2, drop_rate=0.2))
     assert ("schema_breaking", "$.updated_at presence") in removed
     finding = removed[("schema_breaking", "$.updated_at presence")]
-    assert finding.severity == "critical" and finding.result.detail["old"] == "present 100%"
-    assert len(finding.result.detail["examples"]) == 5
+    assert finding.severity == "critical" and finding.detail["old"] == "present 100%"
+    assert len(finding.detail["examples"]) == 5
     retyped = drifted(base, window(3, string_rate=0.2))
     finding = retyped[("schema_breaking", "$.stock type")]
-    assert finding.result.detail["old"] == "int 100%" and "string" in finding.result.detail["new"]
-    example = finding.result.detail["examples"][0]
+    assert finding.detail["old"] == "int 100%" and "string" in finding.detail["new"]
+    example = finding.detail["examples"][0]
     assert example.startswith("cur-")
 
 
@@ -228,7 +228,7 @@ def test_new_enum_values_nulls_and_key_patterns_are_breaking():
     assert ("schema_breaking", "$.title nulls") in drifted(base, window(3, null_rate=0.2))
     keys = drifted(base, window(4, key_pattern="uuid"))
     assert ("schema_breaking", "$.price_history key pattern") in keys
-    assert keys[("schema_breaking", "$.price_history key pattern")].result.detail["new"].startswith("uuid keys")
+    assert keys[("schema_breaking", "$.price_history key pattern")].detail["new"].startswith("uuid keys")
 
 
 def test_the_union_schema_drift_fingerprint_writes_is_the_windows():
@@ -271,7 +271,7 @@ def test_sampling_priorities_are_pinned_values_not_a_librarys_hash():
     values from the same window. The priorities are blake2b and splitmix64, pinned here."""
     import polars as pl
 
-    from drift.fingerprint.summary import _mix, _stable_hash
+    from drift.features.fingerprint.summary import _mix, _stable_hash
 
     priorities = _mix(_stable_hash(pl.Series(["doc-1", "doc-2"])), _stable_hash(pl.Series(["$.total", "$.total"])))
     assert priorities.tolist() == PINNED_PRIORITIES

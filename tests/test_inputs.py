@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 from scipy import stats
 
 from drift.errors import InputLogError
-from drift.inputs import Window, connect, inside_roots, open_log, resolve_uri, sample_window
+from drift.sources.log import Window, connect, inside_roots, open_log, resolve_uri, sample_window
 
-DAY = Window(datetime(2026, 5, 1, tzinfo=timezone.utc), datetime(2026, 5, 2, tzinfo=timezone.utc))
+DAY = Window(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 2, tzinfo=UTC))
 
 
 def log(tmp_path, rows, name="log.parquet"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from drift.isolation import Task, open_all
-from drift.kinds.base import InputError, InputProblem
+from drift.features.isolation import Task, open_all
+from drift.features.kinds.base import InputError, InputProblem
 
 
 def ok(target, limits):
@@ -100,6 +100,6 @@ def test_a_payload_worker_imports_no_frames_library_and_no_other_kind():
     import sys
 
     heavy = ("polars", "pyarrow", "PIL", "pypdfium2", "pypdf", "torch", "open_clip", "scipy", "sklearn")
-    code = f"import sys, drift.isolation, drift.kinds.payload; print([m for m in {heavy!r} if m in sys.modules])"
+    code = f"import sys, drift.features.isolation, drift.features.kinds.payload; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image, ImageFilter
 
 from drift.demo import world as demo_world
-from drift.kinds.base import InputProblem
-from drift.kinds.document import open_document, page_size_class, producer_family
-from drift.kinds.image import open_image
-from drift.kinds.payload import PayloadFeaturizer, open_payload
+from drift.features.kinds.base import InputProblem
+from drift.features.kinds.document import open_document, page_size_class, producer_family
+from drift.features.kinds.image import open_image
+from drift.features.kinds.payload import PayloadFeaturizer, open_payload
 
 IMAGE_LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000, "crop_size": 32}
 DOC_LIMITS = {"max_bytes": 5_000_000, "max_pages": 50, "text_chars": 2000, "page_size": 32}
@@ -116,7 +116,7 @@ def test_truncation_is_our_own_check_of_the_end_marker_not_the_libraries_words()
 
 def test_an_allowlist_name_this_pillow_lacks_is_our_bug_not_corrupt_images(monkeypatch):
     """Pillow 13 dropped the 'MPO' plug-in name: every image then failed inside Image.open."""
-    from drift.kinds import image
+    from drift.features.kinds import image
 
     monkeypatch.setattr(image, "ALLOWED_FORMATS", (*image.ALLOWED_FORMATS, "NOSUCHFORMAT"))
     with pytest.raises(RuntimeError, match="no image plug-in named NOSUCHFORMAT"):

@@ -36,3 +36,44 @@ def test_no_two_modules_import_each_other():
     assert len(graph) > 30
     circles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if a in graph.get(b, set())})
     assert circles == []
+
+
+# The flow, bottom up (docs/architecture.md): a module imports modules of its own floor or of the
+# floors below it, never one above, so the tree reads as the data flow.
+FLOORS = [
+    # the ground floor: the shapes of results, the job file, and what every stage uses
+    {"drift", "drift.errors", "drift.progress", "drift.versions", "drift.locations", "drift.record", "drift.config", "drift.clock"},
+    {"drift.sources"},  # where inputs live, and the night's sample
+    {"drift.features"},  # kinds, isolation, embeddings, fingerprints, engines: items -> FeatureSets
+    {"drift.verdict"},  # tests, comparisons, the policy: FeatureSets -> findings and verdicts
+    {"drift.store"},  # the DuckDB store: every table, every statement
+    {"drift.baselines"},  # build, load and verify baselines
+    {"drift.alerts"},  # the outbox, sinks, delivery
+    {"drift.report"},  # HTML, Markdown, pictures, exports
+    {"drift.pipeline", "drift.cli", "drift.schedule", "drift.demo", "drift.__main__"},  # one run, the command, the daemon
+]
+
+
+def floor_of(module: str) -> int:
+    matches = [
+        (len(prefix), i) for i, floor in enumerate(FLOORS) for prefix in floor
+        if module == prefix or (prefix != "drift" and module.startswith(prefix + "."))
+    ]
+    assert matches, f"{module} is on no floor: add it to FLOORS and docs/architecture.md"
+    return max(matches)[1]
+
+
+def test_imports_point_down_the_flow():
+    upward = sorted(
+        (module, target)
+        for module, targets in imports().items()
+        for target in targets
+        if floor_of(target) > floor_of(module)
+    )
+    assert upward == []
+
+
+def test_the_top_level_holds_only_the_ground_floor_and_the_top():
+    top = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    named = {m.split(".", 1)[1] for floor in FLOORS for m in floor if "." in m}
+    assert top - {"__init__"} == named

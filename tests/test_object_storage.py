@@ -9,15 +9,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from drift.analysis import StageClock, analyse_window
 from drift.baselines import build
+from drift.clock import StageClock
 from drift.config import load_job
 from drift.errors import ConfigError
-from drift.featurize import Context
-from drift.inputs import Window
+from drift.features.featurize import Context
+from drift.features.window import analyse_window
 from drift.pipeline import run_job
 from drift.progress import QUIET
 from drift.report.pictures import report_pictures
+from drift.sources.log import Window
 
 from .conftest import BASE_DAY, photo
 
@@ -93,8 +94,9 @@ def test_a_world_in_a_bucket_gives_the_verdicts_it_gives_on_disk(world, monkeypa
 
 
 def test_missing_denied_slow_and_outside_objects_are_input_errors(tmp_path, tiny_clip, monkeypatch):
-    from .conftest import write_job
     import random
+
+    from .conftest import write_job
 
     for key, value in SETUP_KEYS.items():
         monkeypatch.setenv(key, value)

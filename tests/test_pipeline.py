@@ -12,11 +12,12 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from drift.analysis import StageClock, code_version
-from drift.featurize import Context, file_label
 from drift.baselines import Baseline, build
+from drift.clock import StageClock
 from drift.config import load_job
 from drift.errors import BaselineError, StoreLockedError
+from drift.features.featurize import Context, file_label
+from drift.features.window import code_version
 from drift.pipeline import run_job
 from drift.progress import QUIET
 from drift.store import writer_lock

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from drift.cli import app
 from drift.errors import ConfigError
+from drift.record import Aspect, Finding, RunRecord, target_of
 from drift.report.html import html
 from drift.report.render import markdown
 
@@ -42,14 +43,14 @@ def hostile_summary() -> dict:
 
 
 def test_html_escapes_everything_that_comes_from_inputs():
-    page = html(hostile_summary())
+    page = html(RunRecord.model_validate(hostile_summary()))
     assert "<script" not in page and "<img" not in page and "<b>" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
 
 
 def test_markdown_makes_input_text_inert():
-    text = markdown(hostile_summary())
+    text = markdown(RunRecord.model_validate(hostile_summary()))
     assert not re.search(r"(?<!\\)<", text)  # every < is backslash-escaped: literal text, not a tag
     assert "\\<script\\>" in text
 
@@ -74,13 +75,13 @@ def test_report_command_renders_the_latest_run_in_every_format(world, tmp_path):
     assert runner.invoke(app, ["report", str(job), "--format", "pdf"]).exit_code == 1
 
 
-def finding(check, target, method, detail, *, severity="warning", effect=0.5, statistic=None):
-    return {"check": check, "target": target, "method": method, "status": "drift", "severity": severity,
-            "effect_size": effect, "statistic": statistic, "detail": detail}
+def finding(check, subject, method, detail, *, aspect=Aspect.NONE, severity="warning", effect=0.5, statistic=None, counts=None):
+    return Finding(check=check, target=target_of(subject, aspect), subject=subject, aspect=aspect, method=method, status="drift",
+                   severity=severity, effect_size=effect, statistic=statistic, detail=detail, n_ref=200, n_cur=120, counts=counts)
 
 
 def test_what_changed_is_said_in_shares_a_person_reads():
-    from drift.report.headline import ranked, sentence
+    from drift.verdict.headline import ranked, sentence
 
     scans = finding("descriptor", "text_layer", "fisher", {"ref_rate": 1.0, "cur_rate": 0.54})
     assert sentence("document", "invoices", scans)[1] == (
@@ -95,14 +96,15 @@ def test_what_changed_is_said_in_shares_a_person_reads():
                                                       "baseline, 1.5x; 3% are larger than 99% of the baseline.")
     producer = finding("descriptor", "producer_family", "chi2", {"ref_top": {"office": 1.0}, "cur_top": {"office": 0.6, "scanner": 0.4}})
     assert "40% of d documents now have producing software 'scanner', against none in the baseline." == sentence("document", "d", producer)[1]
-    errors = finding("error_rate", "input errors: all", "fisher", {"ref_rate": 0.0, "cur_rate": 0.2, "old": "0/200 failed",
-                                                                   "new": "24/120 failed"}, severity="critical")
+    errors = finding("error_rate", "all", "fisher", {"ref_rate": 0.0, "cur_rate": 0.2, "old": "0/200 failed", "new": "24/120 failed"},
+                     aspect=Aspect.INPUT_ERRORS, severity="critical", counts=(0, 24))
     assert sentence("image", "app", errors)[1] == "20% of app images could not be read (24 of 120), against none in the baseline."
-    gone = finding("schema_breaking", "$.customer.email presence", "fisher", {"ref_rate": 1.0, "cur_rate": 0.72}, severity="critical")
+    gone = finding("schema_breaking", "$.customer.email", "fisher", {"ref_rate": 1.0, "cur_rate": 0.72}, aspect=Aspect.PRESENCE,
+                   severity="critical")
     assert sentence("payload", "orders", gone)[1] == "$.customer.email is missing from 28% of orders payloads, against none in the baseline."
     novel = finding("embedding", "clip", "conformal", {"novel_share": 0.3, "expected_share": 0.01})
     # Severity first; then what names a change before what only says items differ; one sentence per target.
-    assert ranked("image", "app", [novel, dark, errors, {**dark, "method": "mmd"}]) == [
+    assert ranked("image", "app", [novel, dark, errors, dark.model_copy(update={"method": "mmd"})]) == [
         sentence("image", "app", errors)[1], sentence("image", "app", dark)[1], sentence("image", "app", novel)[1]]
 
 
@@ -147,7 +149,7 @@ def drifted_summary(n_segments: int) -> dict:
 def test_the_html_report_pictures_the_evidence_inertly_and_says_since_when():
     summary = drifted_summary(2)
     picture = "data:image/jpeg;base64,AAAA"
-    page = html(summary, {("image", f"{HOSTILE}-0"): picture})
+    page = html(RunRecord.model_validate(summary), {("image", f"{HOSTILE}-0"): picture})
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     assert page.count("<svg") == 24 and "<script" not in page and "<img src=x" not in page
     assert page.count(f"<img src='{picture}'") == 2  # the one thumbnail there is, in each segment
@@ -161,7 +163,7 @@ def test_the_html_report_pictures_the_evidence_inertly_and_says_since_when():
 def test_the_html_report_stays_under_its_size_bound_however_many_findings():
     from drift.report.html import MAX_BYTES
 
-    page = html(drifted_summary(400))
+    page = html(RunRecord.model_validate(drifted_summary(400)))
     assert len(page.encode()) < MAX_BYTES
     assert "picture(s) were left out to keep this page under 5 MB" in page
     assert page.count("<li>") >= 400  # every segment's words are still there

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -26,9 +26,9 @@ def test_last_fire_time_follows_cron_and_timezone(world):
     _, job = world
     job.write_text(job.read_text().replace('name = "t"', 'name = "t"\nschedule = "15 2 * * *"\ntimezone = "Europe/Berlin"'))
     config = load_job(job)
-    now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
-    assert last_fire_time(config, now) == datetime(2026, 3, 10, 1, 15, tzinfo=timezone.utc)  # 02:15 CET
-    assert last_fire_time(config, datetime(2026, 3, 10, 1, 0, tzinfo=timezone.utc)) == datetime(2026, 3, 9, 1, 15, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    assert last_fire_time(config, now) == datetime(2026, 3, 10, 1, 15, tzinfo=UTC)  # 02:15 CET
+    assert last_fire_time(config, datetime(2026, 3, 10, 1, 0, tzinfo=UTC)) == datetime(2026, 3, 9, 1, 15, tzinfo=UTC)
 
 
 def test_status_is_a_dead_mans_switch(world):
@@ -40,7 +40,7 @@ def test_status_is_a_dead_mans_switch(world):
     fresh = job_status(job)  # just ran: nothing is due since
     assert not fresh.late and fresh.last_window == "2026-03-05"
     assert runner.invoke(app, ["status", str(job)]).exit_code == 0
-    later = job_status(job, now=datetime.now(timezone.utc) + timedelta(days=2))
+    later = job_status(job, now=datetime.now(UTC) + timedelta(days=2))
     assert later.late and later.state == "LATE"
 
 
@@ -73,8 +73,8 @@ def test_scheduler_registers_each_job_once_at_its_time_in_its_time_zone(world, t
         assert set(jobs) == {"a", "b"}
         local = jobs["a"].next_run_time.astimezone(ZoneInfo("America/New_York"))
         assert (local.hour, local.minute) == (4, 0)
-        assert jobs["a"].next_run_time.astimezone(timezone.utc).hour in (8, 9)  # EDT or EST
-        assert jobs["b"].next_run_time.astimezone(timezone.utc).hour == 3  # the default: 03:00 UTC
+        assert jobs["a"].next_run_time.astimezone(UTC).hour in (8, 9)  # EDT or EST
+        assert jobs["b"].next_run_time.astimezone(UTC).hour == 3  # the default: 03:00 UTC
     finally:
         scheduler.shutdown(wait=False)
 
@@ -104,7 +104,7 @@ def test_a_fire_time_missed_while_the_daemon_was_down_runs_once_at_start(world, 
     path.write_text(job.read_text().replace('name = "t"', 'name = "t"\nschedule = "0 3 * * *"'))
     config = load_job(path)
     con = connect_writer(config.store.database)  # the job ran, and last finished three days ago
-    then = datetime.now(timezone.utc) - timedelta(days=3)
+    then = datetime.now(UTC) - timedelta(days=3)
     con.execute(
         "INSERT INTO runs VALUES ('t-1', 't', ?, ?, 'completed', false, 'none', 'ref', NULL, 'x', ?, ?, 10, 0, '{}')",
         [then - timedelta(days=1), then, then, then],

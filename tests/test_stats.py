@@ -12,9 +12,9 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from drift.config import PolicySection
-from drift.stats.compare import day_bound, descriptor_checks
-from drift.stats.tests import TestResult, categorical_test, mmd_test, novelty_test, numeric_test, proportion_test, type_mix_test
-from drift.stats.verdict import decide, error_control
+from drift.verdict.compare import day_bound, descriptor_checks
+from drift.verdict.policy import decide, error_control
+from drift.verdict.tests import TestResult, categorical_test, mmd_test, novelty_test, numeric_test, proportion_test, type_mix_test
 
 
 def test_numeric_test_matches_scipy_and_measures_shift_in_sds():
@@ -133,7 +133,7 @@ def test_verdict_needs_significance_after_bh_effect_and_sample_size():
     assert [f.status for f in verdict.findings] == ["drift", "small_effect", "no_drift", "no_drift", "not_enough_data"]
     adjusted = stats.false_discovery_control([0.001, 0.001, 0.009, 0.5], method="bh")
     assert [f.p_adjusted for f in verdict.findings[:4]] == pytest.approx(adjusted)
-    assert math.isnan(verdict.findings[4].p_adjusted)
+    assert verdict.findings[4].p_adjusted is None  # not tested: no adjusted p-value
     assert verdict.drifted and verdict.severity == "warning"
 
 
@@ -153,7 +153,7 @@ def test_a_segment_with_too_little_data_is_not_drift():
 
 
 def test_psi_uses_frozen_baseline_bins_and_matches_its_formula():
-    from drift.stats.tests import psi
+    from drift.verdict.tests import psi
 
     ref = np.arange(1000, dtype=float)  # deciles at 99.9, 199.8, ...
     cur = np.r_[np.full(500, 50.0), np.full(500, 950.0)]  # half in the first bin, half in the last
@@ -163,7 +163,7 @@ def test_psi_uses_frozen_baseline_bins_and_matches_its_formula():
 
 
 def test_componentwise_ks_is_bonferroni_over_scipy_ks():
-    from drift.stats.tests import componentwise_ks_test
+    from drift.verdict.tests import componentwise_ks_test
 
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, (80, 4))
@@ -179,7 +179,7 @@ def test_componentwise_ks_is_bonferroni_over_scipy_ks():
 
 
 def test_classifier_test_separates_shifted_windows_and_ranks_the_odd_items():
-    from drift.stats.tests import classifier_test
+    from drift.verdict.tests import classifier_test
 
     rng = np.random.default_rng(5)
     ref = rng.normal(0, 1, (200, 10))
@@ -193,7 +193,7 @@ def test_classifier_test_separates_shifted_windows_and_ranks_the_odd_items():
 
 
 def test_classifier_test_is_calibrated_without_a_shift():
-    from drift.stats.tests import classifier_test
+    from drift.verdict.tests import classifier_test
 
     rng = np.random.default_rng(6)
     p_values = [classifier_test(rng.normal(0, 1, (60, 5)), rng.normal(0, 1, (60, 5)), seed=s)[0].p_value for s in range(100)]
@@ -250,7 +250,7 @@ def test_a_nights_budget_is_shared_by_its_segments_and_paging_families():
     assert narrow.findings[0].level == pytest.approx(0.01 / 4)  # two paging families present, two reserved groups
     assert wide.findings[0].level == pytest.approx(0.01 / 100 / 4)
     assert [f.status for f in (narrow.findings[2], wide.findings[2])] == ["drift", "drift"]
-    assert wide.findings[2].level == 0.01 and wide.findings[2].as_dict()["detail"]["level"] == 0.01
+    assert wide.findings[2].level == 0.01 and wide.findings[2].detail["level"] == 0.01
     assert "at most 1.00% of nights" in error_control(PolicySection(), 50)["statement"]
 
 

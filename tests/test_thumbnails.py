@@ -8,7 +8,7 @@ import io
 from PIL import Image
 
 from drift.demo import world
-from drift.kinds.base import InputError
+from drift.features.kinds.base import InputError
 from drift.report.thumbnails import thumbnails
 
 from .test_kinds import encode, gradient

@@ -6,10 +6,10 @@ import pytest
 
 from drift import versions
 from drift.baselines import build
-from drift.analysis import StageClock
-from drift.featurize import Context
+from drift.clock import StageClock
 from drift.config import load_job
 from drift.errors import StoreLockedError
+from drift.features.featurize import Context
 from drift.progress import QUIET
 from drift.store import writer_lock
 

@@ -10,7 +10,7 @@ uniformly per image up to that range), knock-out of class 0 (that fraction of cl
 removed). A no-shift control gives the false-positive rate.
 
 Representations: BBSD-softmax (a classifier trained on the train split, its class probabilities,
-as in the paper's best method), and the raw pixels. Tests: drift.stats.tests.
+as in the paper's best method), and the raw pixels. Tests: drift.verdict.tests.
 
     python benchmarks/calibration/failing_loudly.py [--seeds 5] [--out benchmarks/RESULTS.md]
 """
@@ -26,10 +26,9 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-
-from drift.stats.tests import classifier_test, componentwise_ks_test, mmd_test
-
 from verdicts import wilson  # noqa: E402 - the calibration harnesses share one interval
+
+from drift.verdict.tests import classifier_test, componentwise_ks_test, mmd_test
 
 SAMPLE_SIZES = (10, 20, 50, 100, 200)
 FRACTIONS = (0.1, 0.5, 1.0)

@@ -33,23 +33,23 @@ import sys
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import numpy as np
 import orjson
 import polars as pl
 from PIL import Image, ImageFilter
+from verdicts import PAYLOAD_LIMITS, concat, featurize, subset, wilson
 
 from drift.config import SEVERITY_ORDER, PolicySection
 from drift.demo import world
-from drift.kinds import KINDS, FeatureSet
-from drift.kinds.payload import PayloadFeaturizer
-from drift.stats.compare import compare_segment, error_rate_checks
-from drift.stats.verdict import decide, error_control
-from verdicts import PAYLOAD_LIMITS, concat, featurize, subset, wilson
+from drift.features.kinds import KINDS, FeatureSet
+from drift.features.kinds.payload import PayloadFeaturizer
+from drift.verdict.compare import compare_segment, error_rate_checks
+from drift.verdict.policy import decide, error_control
 
-START = datetime(2026, 1, 5, tzinfo=timezone.utc)  # a Monday
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 BASELINE_DAYS, BASELINE_PER_DAY, NIGHT_N = 7, 50, 150
 ERROR_RATES = {  # ordinary nights: what each kind's channels lose anyway
     "payload": {"invalid_json": 0.003},
@@ -86,7 +86,7 @@ def fx_api(rng, t, day, tenant, shift):
         rates[rng.choice(["HUF", "RON", "ISK"])] = round(rng.uniform(1, 400), 3)  # a rarely quoted currency
     return {
         "base": "EUR",
-        "date": datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d"),
+        "date": datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d"),
         "timestamp": int(t - rng.uniform(0, 900)),
         "rates": rates,
         "request_id": uuid.UUID(int=rng.getrandbits(128)).hex,
@@ -107,7 +107,7 @@ def orders_api(rng, t, day, tenant, shift):
         "status": status,
         "total": f"{total:.2f}" if shift == "string_number" else total,
         "currency": rng.choices(["EUR", "USD"], weights=[9, 1])[0],
-        "created_at": datetime.fromtimestamp(t - rng.uniform(0, 3600), timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": datetime.fromtimestamp(t - rng.uniform(0, 3600), UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "items": items,
         "channel": rng.choices(["web", "app"], weights=[1, 2] if weekend_mix else [2, 1])[0],
     }
@@ -119,7 +119,7 @@ def orders_api(rng, t, day, tenant, shift):
 
 
 def weather_api(rng, t, day, tenant, shift):
-    today = datetime.fromtimestamp(t, timezone.utc).date()
+    today = datetime.fromtimestamp(t, UTC).date()
     minor = 4 + (day + tenant) // 10  # a release every ten days, rolled out over a day
     if (day + tenant) % 10 == 0 and rng.random() < 0.5:
         minor -= 1
@@ -134,8 +134,8 @@ def weather_api(rng, t, day, tenant, shift):
 
 def session_api(rng, t, day, tenant, shift):
     doc = {
-        "token": "%032x" % rng.getrandbits(128),
-        "expires_at": datetime.fromtimestamp(t + 3600, timezone.utc).isoformat(timespec="seconds"),
+        "token": f"{rng.getrandbits(128):032x}",
+        "expires_at": datetime.fromtimestamp(t + 3600, UTC).isoformat(timespec="seconds"),
         "user": {"id": rng.randint(1, 10**7), "tier": rng.choices(["free", "pro", "team"], weights=[6, 3, 1])[0]},
         "flags": {f"exp_{k}": rng.random() < 0.5 for k in rng.sample(range(40), rng.randint(0, 4))},  # experiments come and go
         "served_by": f"api-{rng.randint(1, 12)}",
@@ -381,8 +381,8 @@ def power(kind: str, shift: str, reps: int, width: int) -> tuple[float, dict]:
 
 
 def build_state(args) -> None:
-    from drift.embed.clip import ImageEncoder
-    from drift.embed.text import TextEncoder
+    from drift.features.embed.clip import ImageEncoder
+    from drift.features.embed.text import TextEncoder
 
     encoders = {}
     rng = random.Random(7)

@@ -32,9 +32,9 @@ import polars as pl
 
 from drift.config import PolicySection
 from drift.demo import world
-from drift.kinds import KINDS, FeatureSet, InputProblem
-from drift.stats.compare import compare_segment
-from drift.stats.verdict import decide
+from drift.features.kinds import KINDS, FeatureSet, InputProblem
+from drift.verdict.compare import compare_segment
+from drift.verdict.policy import decide
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 IMAGE_LIMITS = {"max_bytes": 25_000_000, "max_pixels": 50_000_000, "crop_size": 224}
@@ -188,11 +188,11 @@ def main() -> None:
     started = time.perf_counter()
     for kind in args.kinds.split(","):
         if kind in ("image", "document") and "clip" not in encoders:
-            from drift.embed.clip import ImageEncoder
+            from drift.features.embed.clip import ImageEncoder
 
             encoders["clip"] = ImageEncoder("ViT-B-32", "untrained", seed=0)
         if kind == "document" and "text" not in encoders:
-            from drift.embed.text import TextEncoder
+            from drift.features.embed.text import TextEncoder
 
             encoders["text"] = TextEncoder()
         clean = generated_pool(kind, 2000, False, encoders, seed=1)

@@ -25,13 +25,14 @@ from datetime import datetime
 import duckdb
 
 from .. import store
-from ..config import SEVERITY_ORDER, JobConfig
-from .policy import PlannedAlert, dedup_key
+from ..config import JobConfig
+from ..record import Alert, Severity
+from .policy import dedup_key
 
 
-def _reached(config: JobConfig, severity: str) -> set[str]:
+def _reached(config: JobConfig, severity: Severity) -> set[str]:
     """The sinks whose min_severity a message of this severity reaches."""
-    return {s.name for s in config.alerts.sinks if SEVERITY_ORDER[severity] >= SEVERITY_ORDER[s.min_severity]}
+    return {s.name for s in config.alerts.sinks if severity.reaches(s.min_severity)}
 
 
 def _queue(con, config: JobConfig, key: str, run_id: str, action: str, payload: dict, now: datetime, sinks: set[str]) -> None:
@@ -45,7 +46,7 @@ def apply_alerts(
     config: JobConfig,
     run_id: str,
     window_start: datetime,
-    planned: list[PlannedAlert],
+    planned: list[Alert],
     clean: set[tuple[str, str]],
     now: datetime,
 ) -> dict[str, str]:
@@ -69,13 +70,10 @@ def apply_alerts(
             if is_open:
                 changes[key] = _resolve(con, config, current, run_id, window_start, now)
             continue
-        payload = {
-            "dedup_key": key, "action": "trigger", "severity": alert.severity, "title": alert.title, "job": alert.job,
-            "kind": kind, "source": source, **alert.body,
-        }
+        payload = alert.trigger()
         row = {
             "dedup_key": key, "job": alert.job, "kind": kind, "source": source, "check_family": ", ".join(alert.families),
-            "state": "open", "severity": alert.severity, "title": alert.title, "opened_run_id": run_id,
+            "state": "open", "severity": alert.severity.value, "title": alert.title, "opened_run_id": run_id,
             "last_run_id": run_id, "opened_at": now, "updated_at": now, "resolved_at": None,
             "body": json.dumps(payload), "window_start": window_start,
         }
@@ -85,7 +83,7 @@ def apply_alerts(
             changes[key] = "opened"
             continue
         store.put_alert(con, {**row, "opened_run_id": current["opened_run_id"], "opened_at": current["opened_at"]})
-        if SEVERITY_ORDER[alert.severity] > SEVERITY_ORDER[current["severity"]]:
+        if alert.severity.rank > Severity(current["severity"]).rank:
             payload["escalated_from"] = current["severity"]
             _queue(con, config, key, run_id, "trigger", payload, now, _reached(config, alert.severity))
             changes[key] = "escalated"

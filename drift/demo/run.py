@@ -9,11 +9,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..analysis import StageClock
-from ..featurize import Context
 from ..baselines import build
+from ..clock import StageClock
 from ..config import load_job
 from ..errors import DriftError
+from ..features.featurize import Context
 from ..pipeline import run_job
 from ..progress import Progress
 from ..report.console import print_run

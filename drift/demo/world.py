@@ -24,7 +24,7 @@ import random
 import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ import orjson
 import polars as pl
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-BASELINE_START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+BASELINE_START = datetime(2026, 10, 1, tzinfo=UTC)
 BASELINE_DAYS = 31
 QUIET_DAY = BASELINE_START + timedelta(days=BASELINE_DAYS)
 DRIFT_DAY = QUIET_DAY + timedelta(days=1)

@@ -9,13 +9,17 @@ Everything is small and bounded, whatever the window's size.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import orjson
 import polars as pl
 
-from ..kinds import FeatureSet
+from ..features.featureset import FeatureSet
+from ..record import Evidence, Family, Finding, InputKind
+from ..sources.log import local_path
+from ..verdict.headline import ordered
 
 BINS = 24
 MAX_PLOTS = 6  # distributions, and again bar charts, per segment
@@ -27,26 +31,25 @@ MAX_VALUE = 60  # characters of one value in it
 MAX_PAYLOAD_BYTES = 1 << 20  # a payload read back from its file for the example
 
 
-def collect(kind: str, source: str, ref: FeatureSet, cur: FeatureSet, findings: list[dict[str, Any]], rows: pl.DataFrame | None) -> dict[str, Any]:
-    """Evidence for one drifted segment, in the order of its sentences (report.headline).
-    `findings`: the record's; `rows`: the window's sample (for a payload's body)."""
-    from .headline import ordered
-
+def collect(kind: str, source: str, ref: FeatureSet, cur: FeatureSet, findings: list[Finding], rows: pl.DataFrame | None) -> Evidence:
+    """Evidence for one drifted segment, in the order of its sentences (verdict.headline).
+    `findings`: the segment's; `rows`: the window's sample (for a payload's body)."""
     drifted = [finding for _, finding in ordered(kind, source, findings)]
     evidence: dict[str, Any] = {"distributions": [], "bars": [], "unlike": [], "typical": [], "payload_example": None}
     for finding in drifted:
-        target, method, family = finding["target"], finding["method"], finding["check"]
-        if family == "descriptor" and method == "ks" and len(evidence["distributions"]) < MAX_PLOTS:
+        target, method, family = finding.target, finding.method, finding.check
+        if family is Family.DESCRIPTOR and method == "ks" and len(evidence["distributions"]) < MAX_PLOTS:
             plot = distribution(ref, cur, target)
             if plot:
                 evidence["distributions"].append(plot)
         elif len(evidence["bars"]) < MAX_PLOTS and (bars := _bars(ref, cur, finding)):
             evidence["bars"].append(bars)
-    if kind in ("image", "document"):
+    if InputKind(kind).visual:
         evidence["unlike"], evidence["typical"] = _pictured_items(ref, cur, drifted)
-    if kind == "payload" and rows is not None:
+    elif rows is not None:
         evidence["payload_example"] = payload_example(drifted, rows)
-    return evidence
+    # through JSON once: numbers from numpy become the plain values the record keeps
+    return Evidence.model_validate(json.loads(json.dumps(evidence, default=str)))
 
 
 def distribution(ref: FeatureSet, cur: FeatureSet, name: str) -> dict[str, Any] | None:
@@ -87,15 +90,15 @@ def _shares_in(values: np.ndarray, edges: np.ndarray) -> list[float]:
     return [round(float(c) / len(values), 4) for c in counts]
 
 
-def _bars(ref: FeatureSet, cur: FeatureSet, finding: dict[str, Any]) -> dict[str, Any] | None:
+def _bars(ref: FeatureSet, cur: FeatureSet, finding: Finding) -> dict[str, Any] | None:
     """Paired bars: a yes/no or categorical descriptor, or a payload path's type or format mix."""
-    detail, target = finding.get("detail") or {}, finding["target"]
-    if finding["check"] == "descriptor" and finding["method"] == "fisher":
+    detail, target = finding.detail, finding.target
+    if finding.check is Family.DESCRIPTOR and finding.method == "fisher":
         r, c = detail.get("ref_rate"), detail.get("cur_rate")
         if r is None or c is None:
             return None
         return {"target": target, "ref": {"yes": r, "no": 1 - r}, "cur": {"yes": c, "no": 1 - c}}
-    if finding["check"] == "descriptor" and finding["method"] == "chi2":
+    if finding.check is Family.DESCRIPTOR and finding.method == "chi2":
         if target not in ref.descriptors.columns or target not in cur.descriptors.columns:
             return None
         return {"target": target, **_category_shares(ref.descriptors[target], cur.descriptors[target])}
@@ -122,16 +125,16 @@ def _category_shares(ref: pl.Series, cur: pl.Series) -> dict[str, dict[str, floa
     return out
 
 
-def _pictured_items(ref: FeatureSet, cur: FeatureSet, drifted: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+def _pictured_items(ref: FeatureSet, cur: FeatureSet, drifted: list[Finding]) -> tuple[list[dict], list[dict]]:
     """The current items the drifted checks found least like the baseline, and the baseline items
     nearest the middle of its embedding (typical of it), each with the file it came from."""
     ids: list[str] = []
     embedding = None
     for finding in drifted:
-        if finding["check"] in ("embedding", "descriptor") and finding["method"] in ("classifier", "conformal"):
-            ids += (finding.get("detail") or {}).get("examples", [])
-            if finding["check"] == "embedding" and embedding is None:
-                embedding = finding["target"]
+        if finding.check in (Family.EMBEDDING, Family.DESCRIPTOR) and finding.method in ("classifier", "conformal"):
+            ids += finding.detail.get("examples", [])
+            if finding.check is Family.EMBEDDING and embedding is None:
+                embedding = finding.subject
     unlike = _with_paths(list(dict.fromkeys(ids))[:MAX_UNLIKE], cur)
     typical: list[str] = []
     name = embedding or next(iter(ref.embeddings), None)
@@ -151,13 +154,11 @@ def _with_paths(ids: list[str], features: FeatureSet) -> list[dict[str, Any]]:
     return [{"input_id": i, "path": paths.get(i)} for i in ids]
 
 
-def payload_example(drifted: list[dict[str, Any]], rows: pl.DataFrame) -> dict[str, Any] | None:
+def payload_example(drifted: list[Finding], rows: pl.DataFrame) -> dict[str, Any] | None:
     """One current payload behind the top payload finding, its lines marked where the path is."""
-    from ..inputs import local_path
-
     for finding in drifted:
-        examples = (finding.get("detail") or {}).get("examples") or []
-        path = _json_path(finding["target"])
+        examples = finding.detail.get("examples") or []
+        path = finding.subject if finding.subject.startswith("$") else None
         if not examples or path is None:
             continue
         row = rows.filter(pl.col("input_id") == examples[0])
@@ -183,16 +184,9 @@ def payload_example(drifted: list[dict[str, Any]], rows: pl.DataFrame) -> dict[s
         lines, marked = json_lines(document, path)
         if not marked:
             lines.append([f"(no line of this payload is at {path})", True])
-        return {"input_id": examples[0], "target": finding["target"], "path": path, "lines": lines[:MAX_LINES],
+        return {"input_id": examples[0], "target": finding.target, "path": path, "lines": lines[:MAX_LINES],
                 "truncated": len(lines) > MAX_LINES}
     return None
-
-
-def _json_path(target: str) -> str | None:
-    """`$.customer.email presence` -> `$.customer.email`; targets that name no path -> None."""
-    if not target.startswith("$"):
-        return None
-    return target.split(" ", 1)[0]
 
 
 def json_lines(document: Any, marked_path: str) -> tuple[list[list[Any]], bool]:

@@ -13,17 +13,19 @@ Evidently is an extra (pip install -e '.[evidently]'): imported only here.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import polars as pl
 
 from .. import store
-from ..featurize import file_label
 from ..baselines import open_baseline
 from ..config import JobConfig
 from ..errors import DriftError
+from ..features.featureset import is_numeric
+from ..features.featurize import file_label
 from ..record import RunRecord
 
 
@@ -56,7 +58,7 @@ def _aligned(ref: pl.DataFrame, cur: pl.DataFrame) -> tuple[pl.DataFrame, pl.Dat
     comparison sees it), categories as text."""
     numeric, categorical = [], []
     for name in sorted(set(ref.columns) & set(cur.columns) - {"input_id"}):
-        if (ref[name].dtype.is_numeric() or ref[name].dtype == pl.Boolean) and cur[name].dtype.is_numeric():
+        if is_numeric(ref[name].dtype) and is_numeric(cur[name].dtype):
             numeric.append(name)
         else:
             categorical.append(name)
@@ -81,7 +83,7 @@ def snapshots(config: JobConfig, con, record: RunRecord) -> Iterator[tuple[str, 
         )
     timestamp = datetime.fromisoformat(record.window.start)
     for segment in record.segments:
-        if segment.status != "ok":
+        if not segment.status.tested:
             continue
         ref = baseline.features(segment.kind, segment.source).descriptors
         cur = _current(con, record.run_id, segment.kind, segment.source)

@@ -19,9 +19,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ..record import SHOWN_STATUSES
+from ..record import Evidence, InputKind, PayloadExample, PicturedItem, RunRecord, Segment
+from ..verdict.headline import CATEGORY_WORDS, NUMERIC_WORDS
 from . import plots
-from .headline import CATEGORY_WORDS, NUMERIC_WORDS
 from .text import encoder_line, number, states
 
 MAX_BYTES = 5_000_000
@@ -84,143 +84,138 @@ class _Budget:
         return self.take(make())
 
 
-def html(summary: dict[str, Any], pictures: dict[tuple[str, str], str] | None = None) -> str:
+def html(record: RunRecord, pictures: dict[tuple[str, str], str] | None = None) -> str:
     """`pictures`: (kind, input_id) -> data: URI thumbnails (report.pictures); without them the
     items are listed by id."""
-    window = summary["window"]
+    window = record.window
     budget = _Budget(PICTURE_BUDGET)
-    drifted = [s for s in summary["segments"] if s.get("drifted") and s.get("changes")]
-    anchors = {(s["kind"], s["source"]): f"seg-{i}" for i, s in enumerate(summary["segments"])}
+    drifted = [s for s in record.segments if s.drifted and s.changes]
+    anchors = {s.name: f"seg-{i}" for i, s in enumerate(record.segments)}
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">",
-        f"<title>drift report: {esc(summary['job'])} {esc(window['start'][:10])}</title>",
+        f"<title>drift report: {esc(record.job)} {esc(record.day)}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>Drift report: {esc(summary['job'])}, {esc(window['start'][:10])}</h1>",
-        f"<p class='muted'>Run <code>{esc(summary['run_id'])}</code>, window {esc(window['start'])} to {esc(window['end'])}; "
-        f"compared with baseline <code>{esc(summary['baseline']['name'])}</code> ({esc(summary['baseline']['window']['start'][:10])} to "
-        f"{esc(summary['baseline']['window']['end'][:10])}).</p>",
+        f"<h1>Drift report: {esc(record.job)}, {esc(record.day)}</h1>",
+        f"<p class='muted'>Run <code>{esc(record.run_id)}</code>, window {esc(window.start)} to {esc(window.end)}; "
+        f"compared with baseline <code>{esc(record.baseline.name)}</code> ({esc(record.baseline.window.start[:10])} to "
+        f"{esc(record.baseline.window.end[:10])}).</p>",
         "<h2>What changed</h2>",
-        *_headlines(summary, drifted, anchors),
+        *_headlines(record, drifted, anchors),
         "<h2>Verdicts</h2><table><tr><th>segment</th><th>verdict</th><th>last 30 nights</th><th>sampled</th><th>input errors</th><th>what changed</th></tr>",
     ]
-    for seg in summary["segments"]:
-        key = (seg["kind"], seg["source"])
-        name = f"{esc(seg['kind'])}/{esc(seg['source'])}"
+    for seg in record.segments:
+        name = f"{esc(seg.kind)}/{esc(seg.source)}"
         if seg in drifted:
-            name = f"<a href='#{anchors[key]}'>{name}</a>"
+            name = f"<a href='#{anchors[seg.name]}'>{name}</a>"
         parts.append(
-            f"<tr><td>{name}</td><td>{_verdict(seg)}</td><td>{_strip(summary, seg)}</td><td class='n'>{seg['n_sampled']}</td>"
-            f"<td class='n'>{seg['n_errors']}</td><td>{esc(seg['changes'][0]) if seg.get('changes') else ''}</td></tr>"
+            f"<tr><td>{name}</td><td>{_verdict(seg)}</td><td>{_strip(record, seg)}</td><td class='n'>{seg.n_sampled}</td>"
+            f"<td class='n'>{seg.n_errors}</td><td>{esc(seg.headline) if seg.changes else ''}</td></tr>"
         )
     parts.append("</table>")
-    if summary["alerts"]:
+    if record.alerts:
         parts.append("<h2>Alerts</h2><ul>")
-        parts += [f"<li>{badge(a['severity'])} {esc(a['title'])} <code>{esc(a['dedup_key'])}</code></li>" for a in summary["alerts"]]
+        parts += [f"<li>{badge(a.severity)} {esc(a.title)} <code>{esc(a.dedup_key)}</code></li>" for a in record.alerts]
         parts.append("</ul>")
     for seg in drifted:
-        parts += _segment(summary, seg, anchors[(seg["kind"], seg["source"])], pictures or {}, budget)
-    quiet = [s for s in summary["segments"] if s not in drifted and s["findings"]]
+        parts += _segment(record, seg, anchors[seg.name], pictures or {}, budget)
+    quiet = [s for s in record.segments if s not in drifted and s.findings]
     if quiet:
         parts.append("<h2>Other segments' checks</h2><p class='muted'>Findings below the paging bar or without enough data.</p>")
         for seg in quiet:
-            parts += [f"<h3>{esc(seg['kind'])}/{esc(seg['source'])}</h3>", _findings_table(seg)]
+            parts += [f"<h3>{esc(seg.kind)}/{esc(seg.source)}</h3>", _findings_table(seg)]
     if budget.dropped:
         parts.append(f"<p class='muted'>{budget.dropped} picture(s) were left out to keep this page under "
                      f"{MAX_BYTES // 1_000_000} MB; summary.json and the store hold every finding.</p>")
-    parts += _about(summary)
+    parts += _about(record)
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-def _headlines(summary: dict[str, Any], drifted: list[dict], anchors: dict) -> list[str]:
-    tested = [s for s in summary["segments"] if s["status"] == "ok"]
-    untested = [s for s in summary["segments"] if s["status"] != "ok"]
+def _headlines(record: RunRecord, drifted: list[Segment], anchors: dict) -> list[str]:
+    tested = [s for s in record.segments if s.status.tested]
+    untested = [s for s in record.segments if not s.status.tested]
     out = []
     if not drifted:
-        out.append(f"<p>Nothing changed: {len(tested)} of {len(summary['segments'])} segments were tested and match the baseline.</p>")
+        out.append(f"<p>Nothing changed: {len(tested)} of {len(record.segments)} segments were tested and match the baseline.</p>")
     else:
         out.append("<ul class='headlines'>")
         for seg in drifted:
-            since = _since(summary, seg)
+            since = _since(record, seg)
             out.append(
-                f"<li>{badge(seg['severity'])} <a href='#{anchors[(seg['kind'], seg['source'])]}'>{esc(seg['kind'])}/{esc(seg['source'])}</a>: "
-                f"{esc(seg['changes'][0])}{f' <span class=muted>({esc(since)})</span>' if since else ''}</li>"
+                f"<li>{badge(seg.severity)} <a href='#{anchors[seg.name]}'>{esc(seg.kind)}/{esc(seg.source)}</a>: "
+                f"{esc(seg.headline)}{f' <span class=muted>({esc(since)})</span>' if since else ''}</li>"
             )
         out.append("</ul>")
         out.append(f"<p class='muted'>The other {len(tested) - len(drifted)} tested segment(s) match the baseline.</p>")
     if untested:
-        names = ", ".join(f"{esc(s['kind'])}/{esc(s['source'])} ({esc(s['status'].replace('_', ' '))})" for s in untested)
+        names = ", ".join(f"{esc(s.kind)}/{esc(s.source)} ({esc(s.status.label)})" for s in untested)
         out.append(f"<p class='muted'>Not tested this window: {names}.</p>")
     return out
 
 
-def _verdict(seg: dict[str, Any]) -> str:
-    if seg["status"] != "ok":
-        return esc(seg["status"].replace("_", " "))
-    if seg["drifted"] and seg["severity"] == "none":
+def _verdict(seg: Segment) -> str:
+    if not seg.status.tested:
+        return esc(seg.status.label)
+    if seg.drifted and seg.severity == "none":
         return badge("info", "drift (below paging)")
-    return badge(seg["severity"], "ok" if seg["severity"] == "none" else None)
+    return badge(seg.severity, "ok" if seg.severity == "none" else None)
 
 
-def _nights(summary: dict[str, Any], seg: dict[str, Any]) -> list[dict[str, Any]]:
-    return (summary.get("history") or {}).get(f"{seg['kind']}/{seg['source']}", [])
-
-
-def _strip(summary: dict[str, Any], seg: dict[str, Any]) -> str:
+def _strip(record: RunRecord, seg: Segment) -> str:
     """One mark per night, oldest first, this window outlined: green clean, coloured by severity
     when drifted, grey when not tested."""
     marks = []
-    for night in _nights(summary, seg):
-        if night["status"] != "ok":
-            cls, what = "untested", night["status"].replace("_", " ")
-        elif night["drifted"]:
-            cls, what = (night["severity"] if night["severity"] != "none" else "info"), f"drift ({night['severity']})"
+    for night in record.nights(seg):
+        if not night.status.tested:
+            cls, what = "untested", night.status.label
+        elif night.drifted:
+            cls, what = (night.severity.value if night.severity != "none" else "info"), f"drift ({night.severity})"
         else:
             cls, what = "", "ok"
-        today = " today" if night["window_start"] == summary["window"]["start"][:10] else ""
-        marks.append(f"<i class='{cls}{today}' title='{esc(night['window_start'])}: {esc(what)}'></i>")
+        today = " today" if night.window_start == record.day else ""
+        marks.append(f"<i class='{cls}{today}' title='{esc(night.window_start)}: {esc(what)}'></i>")
     return f"<span class='strip'>{''.join(marks)}</span>" if marks else ""
 
 
-def _since(summary: dict[str, Any], seg: dict[str, Any]) -> str:
+def _since(record: RunRecord, seg: Segment) -> str:
     """How long the segment has drifted, from its nights: `since 2026-10-30, 3 nights`."""
-    nights = _nights(summary, seg)
+    nights = record.nights(seg)
     if not nights:
         return ""
     run = 0
     for night in reversed(nights):
-        if not (night["status"] == "ok" and night["drifted"]):
+        if not (night.status.tested and night.drifted):
             break
         run += 1
     if run <= 1:
-        clean = sum(1 for n in nights[:-1] if n["status"] == "ok" and not n["drifted"])
+        clean = sum(1 for n in nights[:-1] if n.status.tested and not n.drifted)
         return f"new tonight; {clean} clean night(s) before it" if len(nights) > 1 else "the first night on record"
-    return f"since {nights[-run]['window_start']}, {run} nights"
+    return f"since {nights[-run].window_start}, {run} nights"
 
 
-def _segment(summary: dict[str, Any], seg: dict[str, Any], anchor: str, pictures: dict, budget: _Budget) -> list[str]:
-    evidence = seg.get("evidence") or {}
-    since = _since(summary, seg)
+def _segment(record: RunRecord, seg: Segment, anchor: str, pictures: dict, budget: _Budget) -> list[str]:
+    evidence = seg.evidence or Evidence()
+    since = _since(record, seg)
     out = [
-        f"<h2 id='{anchor}'>{esc(seg['kind'])}/{esc(seg['source'])} {badge(seg['severity'])}</h2>",
-        f"<p>{_strip(summary, seg)} <span class='muted'>{esc(since)}</span></p>" if since else "",
-        "<ul>" + "".join(f"<li>{esc(c)}</li>" for c in seg["changes"]) + "</ul>",
+        f"<h2 id='{anchor}'>{esc(seg.kind)}/{esc(seg.source)} {badge(seg.severity)}</h2>",
+        f"<p>{_strip(record, seg)} <span class='muted'>{esc(since)}</span></p>" if since else "",
+        "<ul>" + "".join(f"<li>{esc(c)}</li>" for c in seg.changes) + "</ul>",
     ]
-    if seg.get("errors"):
-        errors = ", ".join(f"{esc(k.replace('_', ' '))} {v}" for k, v in sorted(seg["errors"].items()))
-        out.append(f"<p class='muted'>Inputs that could not be read: {errors} (of {seg['n_sampled']} sampled).</p>")
-    figures = [budget.draw(lambda p=p: _figure(plots.distribution(p, _label(p["target"])))) for p in evidence.get("distributions", [])]
-    figures += [budget.draw(lambda p=p: _figure(plots.bars(p, _label(p["target"])))) for p in evidence.get("bars", [])]
+    if seg.errors:
+        errors = ", ".join(f"{esc(k.replace('_', ' '))} {v}" for k, v in sorted(seg.errors.items()))
+        out.append(f"<p class='muted'>Inputs that could not be read: {errors} (of {seg.n_sampled} sampled).</p>")
+    figures = [budget.draw(lambda p=p: _figure(plots.distribution(p, _label(p.target)))) for p in evidence.distributions]
+    figures += [budget.draw(lambda p=p: _figure(plots.bars(p, _label(p.target)))) for p in evidence.bars]
     if any(figures):
         out.append("<div class='figs'>" + "".join(figures) + "</div>")
-    noun = "documents" if seg["kind"] == "document" else "images"
-    for key, title in (("unlike", f"Today's {noun} least like the baseline"), ("typical", f"Typical {noun} of the baseline")):
-        if evidence.get(key):
-            out.append(f"<h3>{title}</h3><div class='thumbs'>" + "".join(_thumb(seg["kind"], i, pictures, budget) for i in evidence[key]) + "</div>")
-    if evidence.get("payload_example"):
-        out.append(_payload(evidence["payload_example"]))
-    out.append(f"<details><summary>Statistics of {len(seg['findings'])} check(s)</summary>{_findings_table(seg)}</details>")
+    noun = InputKind(seg.kind).noun
+    for items, title in ((evidence.unlike, f"Today's {noun} least like the baseline"), (evidence.typical, f"Typical {noun} of the baseline")):
+        if items:
+            out.append(f"<h3>{title}</h3><div class='thumbs'>" + "".join(_thumb(seg.kind, i, pictures, budget) for i in items) + "</div>")
+    if evidence.payload_example is not None:
+        out.append(_payload(evidence.payload_example))
+    out.append(f"<details><summary>Statistics of {len(seg.findings)} check(s)</summary>{_findings_table(seg)}</details>")
     return out
 
 
@@ -235,68 +230,67 @@ def _figure(svg: str) -> str:
     return f"<figure>{svg}</figure>"
 
 
-def _thumb(kind: str, item: dict[str, Any], pictures: dict, budget: _Budget) -> str:
-    uri = pictures.get((kind, item["input_id"]))
-    picture = budget.take(f"<img src='{esc(uri)}' alt='{esc(item['input_id'])}'>") if uri else ""
+def _thumb(kind: str, item: PicturedItem, pictures: dict, budget: _Budget) -> str:
+    uri = pictures.get((kind, item.input_id))
+    picture = budget.take(f"<img src='{esc(uri)}' alt='{esc(item.input_id)}'>") if uri else ""
     if not picture:
         picture = "<div class='gone'>no picture: file gone or left out</div>"
-    return f"<figure>{picture}<figcaption>{esc(item['input_id'])}</figcaption></figure>"
+    return f"<figure>{picture}<figcaption>{esc(item.input_id)}</figcaption></figure>"
 
 
-def _payload(example: dict[str, Any]) -> str:
-    lines = [f"<mark>{esc(text)}</mark>" if hit else esc(text) for text, hit in example["lines"]]
-    more = "\n…" if example.get("truncated") else ""
+def _payload(example: PayloadExample) -> str:
+    lines = [f"<mark>{esc(text)}</mark>" if hit else esc(text) for text, hit in example.lines]
+    more = "\n…" if example.truncated else ""
     return (
-        f"<h3>One payload behind <code>{esc(example['target'])}</code>: <code>{esc(example['input_id'])}</code></h3>"
+        f"<h3>One payload behind <code>{esc(example.target)}</code>: <code>{esc(example.input_id)}</code></h3>"
         f"<pre class='payload'>{chr(10).join(lines)}{more}</pre>"
     )
 
 
-def _findings_table(seg: dict[str, Any]) -> str:
+def _findings_table(seg: Segment) -> str:
     rows = [
         "<table><tr><th>check</th><th>target</th><th>status</th><th>method</th><th>p</th><th>p (BH)</th>"
         "<th>effect</th><th>threshold</th><th>was</th><th>now</th><th>examples</th></tr>"
     ]
-    for f in seg["findings"]:
-        if f["status"] not in SHOWN_STATUSES:
+    for f in seg.findings:
+        if not f.status.shown:
             continue
-        d = f.get("detail", {})
-        was, now = states(d)
-        examples = "<br>".join(esc(e) for e in d.get("examples", [])[:5])
+        was, now = states(f.detail)
+        examples = "<br>".join(esc(e) for e in f.detail.get("examples", [])[:5])
         rows.append(
-            f"<tr><td>{esc(f['check'])}</td><td><code>{esc(f['target'])}</code></td>"
-            f"<td>{badge(f['severity'], f['status']) if f['status'] == 'drift' else esc(f['status'])}</td>"
-            f"<td>{esc(f['method'])}</td><td class='n'>{number(f['p_value'])}</td><td class='n'>{number(f['p_adjusted'])}</td>"
-            f"<td class='n'>{number(f['effect_size'])}</td><td class='n'>{number(f['effect_threshold'])}</td>"
+            f"<tr><td>{esc(f.check)}</td><td><code>{esc(f.target)}</code></td>"
+            f"<td>{badge(f.severity, f.status) if f.drifted else esc(f.status)}</td>"
+            f"<td>{esc(f.method)}</td><td class='n'>{number(f.p_value)}</td><td class='n'>{number(f.p_adjusted)}</td>"
+            f"<td class='n'>{number(f.effect_size)}</td><td class='n'>{number(f.effect_threshold)}</td>"
             f"<td>{esc(was)}</td><td>{esc(now)}</td><td><code>{examples}</code></td></tr>"
         )
     rows.append("</table>")
     return "".join(rows)
 
 
-def _about(summary: dict[str, Any]) -> list[str]:
-    parts = ["<h2>About this run</h2>", f"<p class='enc'>{esc(encoder_line(summary.get('encoder')))}</p>"]
-    if summary.get("error_control"):
-        parts.append(f"<p class='enc'>False pages: {esc(summary['error_control']['statement'])}.</p>")
-    if summary.get("internal_errors"):
+def _about(record: RunRecord) -> list[str]:
+    parts = ["<h2>About this run</h2>", f"<p class='enc'>{esc(encoder_line(record.encoder))}</p>"]
+    if record.error_control:
+        parts.append(f"<p class='enc'>False pages: {esc(record.error_control['statement'])}.</p>")
+    if record.internal_errors:
         parts.append(
-            f"<h3>Inputs drift's own code failed on</h3><p>{len(summary['internal_errors'])} input(s) met a bug in drift, not "
+            f"<h3>Inputs drift's own code failed on</h3><p>{len(record.internal_errors)} input(s) met a bug in drift, not "
             "a problem with the input; they are left out of the error-rate checks. Please report it with the traceback "
             "in summary.json.</p><table><tr><th>segment</th><th>input</th><th>error</th></tr>"
         )
-        parts += [f"<tr><td>{esc(e['kind'])}/{esc(e['source'])}</td><td>{esc(e['input_id'])}</td><td>{esc(e['message'])}</td></tr>"
-                  for e in summary["internal_errors"][:20]]
+        parts += [f"<tr><td>{esc(e.kind)}/{esc(e.source)}</td><td>{esc(e.input_id)}</td><td>{esc(e.message)}</td></tr>"
+                  for e in record.internal_errors[:20]]
         parts.append("</table>")
-    if summary.get("log_rejects"):
+    if record.log_rejects:
         parts.append("<h3>Log rows that broke the contract</h3><table><tr><th>reason</th><th>rows</th><th>examples</th></tr>")
-        parts += [f"<tr><td>{esc(r['reason'])}</td><td class='n'>{r['n_rows']}</td><td>{esc(r['examples'])}</td></tr>" for r in summary["log_rejects"]]
+        parts += [f"<tr><td>{esc(r.reason)}</td><td class='n'>{r.n_rows}</td><td>{esc(r.examples)}</td></tr>" for r in record.log_rejects]
         parts.append("</table>")
-    if summary.get("stages"):
+    if record.stages:
         parts.append("<h3>Cost of this run</h3><table><tr><th>stage</th><th>seconds</th><th>items</th><th>CPU s</th><th>peak RSS MB</th></tr>")
         parts += [
-            f"<tr><td>{esc(s['stage'])}</td><td class='n'>{s['seconds']:.2f}</td><td class='n'>{s['items']}</td>"
-            f"<td class='n'>{s['cpu_seconds']:.2f}</td><td class='n'>{s['peak_rss_mb']:.0f}</td></tr>"
-            for s in summary["stages"]
+            f"<tr><td>{esc(s.stage)}</td><td class='n'>{s.seconds:.2f}</td><td class='n'>{s.items}</td>"
+            f"<td class='n'>{s.cpu_seconds:.2f}</td><td class='n'>{s.peak_rss_mb:.0f}</td></tr>"
+            for s in record.stages
         ]
         parts.append("</table>")
     return parts

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
 
-from ..kinds import InputError
-from ..objects import ObjectRef, is_remote
+from ..features.featureset import InputError
+from ..locations import is_remote
+from ..record import RunRecord
+from ..sources.objects import ObjectRef
 from .thumbnails import default_limits, thumbnails
 
 SIZE = 144
@@ -27,16 +28,17 @@ def _target(path: str | None, config):
     return Path(path) if Path(path).is_file() else None
 
 
-def report_pictures(summary: dict[str, Any], config=None) -> dict[tuple[str, str], str]:
-    """(kind, input_id) -> a data: URI of a small JPEG, for every item the summary's evidence names,
+def report_pictures(record: RunRecord, config=None) -> dict[tuple[str, str], str]:
+    """(kind, input_id) -> a data: URI of a small JPEG, for every item the record's evidence names,
     opened within the job's limits (`config`; the defaults without one)."""
     wanted: dict[str, dict[str, Path]] = {}
-    for segment in summary.get("segments", []):
-        evidence = segment.get("evidence") or {}
-        for item in [*evidence.get("unlike", []), *evidence.get("typical", [])]:
-            target = _target(item.get("path"), config)
+    for segment in record.segments:
+        if segment.evidence is None:
+            continue
+        for item in [*segment.evidence.unlike, *segment.evidence.typical]:
+            target = _target(item.path, config)
             if target is not None:
-                wanted.setdefault(segment["kind"], {})[item["input_id"]] = target
+                wanted.setdefault(segment.kind, {})[item.input_id] = target
     out: dict[tuple[str, str], str] = {}
     for kind, paths in wanted.items():
         for input_id, made in thumbnails(kind, paths, default_limits(kind, config), size=SIZE, fmt="JPEG").items():

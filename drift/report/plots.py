@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from typing import Any
+
+from ..record import Bars, Distribution
 
 BASELINE_COLOUR = "#9aa5b1"
 CURRENT_COLOUR = "#d9480f"
@@ -40,38 +41,38 @@ def _svg(figure) -> str:
     return _METADATA.sub("", _PROLOGUE.sub("", out.getvalue(), count=1), count=1)
 
 
-def distribution(plot: dict[str, Any], label: str) -> str:
+def distribution(plot: Distribution, label: str) -> str:
     """Baseline and current shares on shared bins, overlaid (evidence.distribution)."""
     from matplotlib.figure import Figure
 
     with _style():
         figure = Figure(figsize=(4.4, 2.0))
         axes = figure.add_subplot()
-        edges = plot["edges"]
-        axes.stairs(plot["ref"], edges, fill=True, color=BASELINE_COLOUR, alpha=0.55, label=f"baseline (n={plot['n_ref']})")
-        axes.stairs(plot["cur"], edges, color=CURRENT_COLOUR, linewidth=1.6, label=f"this window (n={plot['n_cur']})")
-        if plot.get("log"):
+        edges = plot.edges
+        axes.stairs(plot.ref, edges, fill=True, color=BASELINE_COLOUR, alpha=0.55, label=f"baseline (n={plot.n_ref})")
+        axes.stairs(plot.cur, edges, color=CURRENT_COLOUR, linewidth=1.6, label=f"this window (n={plot.n_cur})")
+        if plot.log:
             axes.set_xscale("log")
-        axes.set_xlabel(label + (" (log scale)" if plot.get("log") else ""))
+        axes.set_xlabel(label + (" (log scale)" if plot.log else ""))
         axes.set_ylabel("share of items")
         axes.yaxis.set_major_formatter(_percent())
         axes.legend(frameon=False, fontsize=7)
         return _svg(figure)
 
 
-def bars(plot: dict[str, Any], label: str) -> str:
+def bars(plot: Bars, label: str) -> str:
     """Each category's share in the baseline and in the window, side by side."""
     from matplotlib.figure import Figure
 
-    labels = list(dict.fromkeys([*plot["cur"], *plot["ref"]]))
-    labels.sort(key=lambda k: -(plot["ref"].get(k, 0.0) + plot["cur"].get(k, 0.0)))
+    labels = list(dict.fromkeys([*plot.cur, *plot.ref]))
+    labels.sort(key=lambda k: -(plot.ref.get(k, 0.0) + plot.cur.get(k, 0.0)))
     labels = labels[:10]
     with _style():
         figure = Figure(figsize=(4.4, 0.45 + 0.32 * len(labels)))
         axes = figure.add_subplot()
         rows = range(len(labels))
-        ref = [plot["ref"].get(k, 0.0) for k in labels]
-        cur = [plot["cur"].get(k, 0.0) for k in labels]
+        ref = [plot.ref.get(k, 0.0) for k in labels]
+        cur = [plot.cur.get(k, 0.0) for k in labels]
         axes.barh([r + 0.2 for r in rows], ref, height=0.4, color=BASELINE_COLOUR, label="baseline")
         axes.barh([r - 0.2 for r in rows], cur, height=0.4, color=CURRENT_COLOUR, label="this window")
         for r, value in zip(rows, cur):

@@ -41,7 +41,7 @@ def states(detail: dict) -> tuple[str, str]:
 
 
 def encoder_line(encoders: dict | None) -> str:
-    """One sentence per encoder the run used (see drift.embed.identity)."""
+    """One sentence per encoder the run used (see drift.features.embed.identity)."""
     if not encoders:
         return "Encoders: none (no image or document segments)."
     sentences = []

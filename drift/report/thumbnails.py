@@ -1,7 +1,7 @@
 """Small pictures of inputs for people (the investigation notebook, reports), made safely.
 
 The inputs are untrusted: a decompression bomb or a hostile PDF must not run in an analyst's
-kernel. Each picture is made in an isolated worker (drift.isolation: time and memory limits, the
+kernel. Each picture is made in an isolated worker (drift.features.isolation: time and memory limits, the
 job's size and pixel limits, the same decoders the job uses) and comes back as a small PNG,
 re-encoded: the raw file never leaves the worker.
 """
@@ -12,8 +12,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..isolation import Task, open_all
-from ..kinds.base import InputError, InputProblem, read_limited
+from ..features.isolation import Task, open_all
+from ..features.kinds.base import InputError, InputProblem, read_limited
 
 SIZE = 256
 
@@ -31,7 +31,7 @@ def default_limits(kind: str, config=None) -> dict[str, Any]:
 
 def image_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
     """Worker side: an image's first frame, decoded as the job decodes it, as a PNG of at most SIZE px."""
-    from ..kinds.image import decode_image
+    from ..features.kinds.image import decode_image
 
     data = target if isinstance(target, bytes) else read_limited(target, limits["max_bytes"])
     if not data:
@@ -45,7 +45,7 @@ def document_thumbnail(target: Any, limits: dict[str, Any]) -> dict[str, Any]:
     import pypdfium2 as pdfium
     from PIL import Image
 
-    from ..kinds.document import render_first_page
+    from ..features.kinds.document import render_first_page
 
     data = target if isinstance(target, bytes) else read_limited(target, limits["max_bytes"])
     if b"%PDF-" not in data[:1024]:

@@ -1,2 +1,0 @@
-"""The statistical engine: two-sample tests (tests), comparisons of feature sets (compare),
-and the single verdict (verdict)."""

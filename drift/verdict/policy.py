@@ -1,0 +1,169 @@
+"""The one place where test results become findings, a verdict and a severity, and where it is
+decided what pages.
+
+A check says "drift" only when all three hold:
+  1. its p-value is significant at the level its family gets (below);
+  2. its effect size reaches the practical threshold of its family;
+  3. both samples have at least `min_samples` observations ("not enough data" otherwise,
+     which is not drift).
+p-values alone page people for nothing at large n; effect sizes alone miss real shifts at small n.
+Both are stored with every finding.
+
+Levels. A page is worth what its false-alarm rate per NIGHT is, whatever the job's width, so the
+checks that can page (their family's severity reaches `[policy] page_at`) share one budget per
+run, `[policy] page_alpha`: split evenly across the run's tested segments, then evenly across the
+paging families present in a segment and two reserved groups (never-seen events and novel items,
+see RESERVED), with Benjamini-Hochberg inside each family or group at its share.
+When no segment changed, BH at level q rejects nothing with probability at least 1 - q (for
+independent or positively dependent p-values), so by the union bound the run pages falsely with
+probability at most page_alpha, for 2 segments or 200; the effect thresholds only lower it.
+Checks that cannot page (info) are held to Benjamini-Hochberg across the segment at `fdr`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from scipy.stats import false_discovery_control
+
+from ..config import PolicySection
+from ..record import Family, Finding, FindingStatus, SegmentStatus, Severity, Verdict
+from .families import FAMILIES, METHOD_THRESHOLDS
+from .tests import TestResult
+
+# Evidence of something new gets a share of its own, beside the families, whatever family it is in:
+# an exact test of an event the baseline never showed (a type, value, null or error category), and
+# the share of items unlike any in the baseline. They are the sharpest evidence a partial shift
+# leaves, and would otherwise be one test among dozens of their family's.
+RESERVED = {"rule_of_three": "never_seen", "conformal": "novelty"}
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def threshold_for(family: str, method: str, policy: PolicySection) -> float:
+    """`family.method` in the job file wins, then `family` (for the family's default method), then the defaults."""
+    key = f"{family}.{method}"
+    if key in policy.effect:
+        return policy.effect[key]
+    if (family, method) in METHOD_THRESHOLDS:
+        return METHOD_THRESHOLDS[(family, method)]
+    return policy.effect.get(family, FAMILIES[family][0])
+
+
+def severity_for(family: str, policy: PolicySection) -> Severity:
+    return Severity(policy.severity.get(family, FAMILIES[family][1]))
+
+
+def max_severity(severities: Iterable[str]) -> Severity:
+    return Severity.highest(severities)
+
+
+def pages(family: str, policy: PolicySection) -> bool:
+    """Whether a drifted check of this family pages, by its severity against `[policy] page_at`."""
+    return severity_for(family, policy).reaches(policy.page_at)
+
+
+def paging_findings(verdict: Verdict, policy: PolicySection) -> list[Finding]:
+    """The segment's findings that page tonight: drifted, at a severity that reaches `page_at`."""
+    return [f for f in verdict.findings if f.drifted and f.severity.reaches(policy.page_at)]
+
+
+def error_control(policy: PolicySection, segments: int) -> dict[str, Any]:
+    """What the policy promises for a run of this width: the false-page rate per night it implies."""
+    segments = max(segments, 1)
+    return {
+        "page_alpha": policy.page_alpha,
+        "segments": segments,
+        "per_segment": policy.page_alpha / segments,
+        "info_fdr": policy.fdr,
+        "statement": (
+            f"at most {policy.page_alpha:.2%} of nights with no real change page falsely "
+            f"({segments} segment(s), {policy.page_alpha / segments:.2g} each, split across paging check families; "
+            "effect thresholds make it lower)"
+        ),
+    }
+
+
+def _levels(results: list[TestResult], testable: list[int], policy: PolicySection, segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each testable check's adjusted p-value and the level it is held to (see the module's docstring)."""
+    adjusted = np.full(len(results), math.nan)
+    level = np.full(len(results), math.nan)
+    groups: dict[str, list[int]] = {}
+    families = set()
+    for i in testable:
+        family, method = results[i].family, results[i].method
+        if not pages(family, policy):
+            groups.setdefault("(info)", []).append(i)
+            continue
+        families.add(family)
+        groups.setdefault(RESERVED.get(method, family), []).append(i)
+    # Every paging family present gets a share, and so do the reserved groups, whether or not
+    # they hold a test tonight: the split never depends on what the data turned up.
+    shares = len(families) + len(RESERVED) if families else 1
+    for group, members in groups.items():
+        ps = np.clip([results[i].p_value for i in members], 0.0, 1.0)
+        adjusted[members] = false_discovery_control(ps, method="bh")
+        level[members] = policy.fdr if group == "(info)" else policy.page_alpha / max(segments, 1) / shares
+    return adjusted, level
+
+
+def _finding(result: TestResult, p_adjusted: float, threshold: float, status: FindingStatus, severity: Severity, level: float) -> Finding:
+    held = {"level": float(f"{level:.3g}")} if math.isfinite(level) else {}
+    return Finding(
+        check=Family(result.family),
+        target=result.target,
+        method=result.method,
+        statistic=_finite(result.statistic),
+        p_value=_finite(result.p_value),
+        p_adjusted=_finite(p_adjusted),
+        effect_size=_finite(result.effect_size),
+        effect_threshold=threshold,
+        n_ref=result.n_ref,
+        n_cur=result.n_cur,
+        status=status,
+        severity=severity,
+        # through JSON once: numbers from numpy and dates become the plain values the store keeps
+        detail=json.loads(json.dumps({**result.params, **result.detail, **held}, default=str)),
+        subject=result.subject,
+        aspect=result.aspect,
+        counts=result.counts,
+        ranking=list(result.ranking),
+    )
+
+
+def decide(results: list[TestResult], policy: PolicySection, segments: int = 1) -> Verdict:
+    """One segment's verdict, in a run that tests `segments` segments (its share of the night's budget)."""
+    testable = [
+        i
+        for i, r in enumerate(results)
+        if math.isfinite(r.p_value) and min(r.n_ref, r.n_cur) >= policy.min_samples
+    ]
+    adjusted, level = _levels(results, testable, policy, segments)
+    findings = []
+    for i, result in enumerate(results):
+        # A check that knows how far the baseline's own days moved from each other must move further.
+        threshold = max(threshold_for(result.family, result.method, policy), result.params.get("day_to_day", 0.0))
+        if not math.isfinite(result.p_value):
+            status = FindingStatus.UNTESTABLE
+        elif min(result.n_ref, result.n_cur) < policy.min_samples:
+            status = FindingStatus.NOT_ENOUGH_DATA
+        elif adjusted[i] > level[i]:
+            status = FindingStatus.NO_DRIFT
+        elif not result.effect_size >= threshold:
+            status = FindingStatus.SMALL_EFFECT
+        else:
+            status = FindingStatus.DRIFT
+        severity = severity_for(result.family, policy) if status is FindingStatus.DRIFT else Severity.NONE
+        findings.append(_finding(result, float(adjusted[i]), threshold, status, severity, float(level[i])))
+    return Verdict(
+        findings=findings,
+        drifted=any(f.drifted for f in findings),
+        severity=max_severity(f.severity for f in findings),
+        status=SegmentStatus.OK if testable or not results else SegmentStatus.NOT_ENOUGH_DATA,
+    )
