@@ -109,7 +109,9 @@ def main() -> None:
         corpus = sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []
         for embed in (False, True):
             mode = "with text and page embeddings" if embed else "descriptors only"
-            rows.append((f"demo PDFs (1/3 each: invoices, 2-6 page contracts, scans), {mode}", measure(demo, args.workers, embed, folder)))
+            rows.append(
+                (f"demo PDFs (1/3 each: invoices, 2-6 page contracts, scans), {mode}", measure(demo, args.workers, embed, folder))
+            )
             if corpus:
                 rows.append((f"shared corpus, every file under pdf/, {mode}", measure(corpus, args.workers, embed, folder)))
     print(f"{args.workers} worker processes, {TIMEOUT:g} s timeout per file, limits {LIMITS}\n")

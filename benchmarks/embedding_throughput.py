@@ -114,8 +114,15 @@ def main() -> None:
         onnx = ImageEncoder(args.model, "untrained", seed=0, backend="onnxruntime")
         onnx_rate = forward_only(onnx.encode_pixels, crops, repeats=1)
         cosine = float(np.min(np.sum(reference * onnx.encode_pixels(crops), axis=1)))
-        rows.append(("forward only, ONNX Runtime fp32", onnx_rate, onnx_rate / fp32,
-                     f"{cosine:.7f} (min)", f"{alone_vs_batch(onnx.encode_pixels, crops):.1e}"))
+        rows.append(
+            (
+                "forward only, ONNX Runtime fp32",
+                onnx_rate,
+                onnx_rate / fp32,
+                f"{cosine:.7f} (min)",
+                f"{alone_vs_batch(onnx.encode_pixels, crops):.1e}",
+            )
+        )
         shares = []
         for workers in args.workers:
             e2e = end_to_end(onnx, paths, workers, folder / f"onnx_e2e_{workers}.parquet")
@@ -126,14 +133,23 @@ def main() -> None:
         static = ImageEncoder(args.model, "untrained", seed=0, backend="onnxruntime", quantize="int8", calibration=crops[chosen])
         static_rate = forward_only(static.encode_pixels, crops, repeats=1)
         cosine = float(np.min(np.sum(reference * static.encode_pixels(crops), axis=1)))
-        rows.append(("forward only, ONNX Runtime static int8", static_rate, static_rate / fp32,
-                     f"{cosine:.4f} (min)", f"{alone_vs_batch(static.encode_pixels, crops):.1e}"))
+        rows.append(
+            (
+                "forward only, ONNX Runtime static int8",
+                static_rate,
+                static_rate / fp32,
+                f"{cosine:.4f} (min)",
+                f"{alone_vs_batch(static.encode_pixels, crops):.1e}",
+            )
+        )
         for workers in args.workers:
             e2e = end_to_end(static, paths, workers, folder / f"int8_e2e_{workers}.parquet")
             rows.append((f"end to end, ONNX Runtime static int8, {workers} decode worker(s)", e2e, e2e / fp32, ""))
             shares.append(f"static int8 with {workers} worker(s) {e2e / static_rate:.2f}")
-    print(f"{args.model}, untrained weights, {args.images} receipt photos 600x800 JPEG, batch {BATCH}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(
+        f"{args.model}, untrained weights, {args.images} receipt photos 600x800 JPEG, batch {BATCH}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+    )
     print("| mode | images/s | vs forward-only fp32 | cosine to PyTorch fp32 | alone vs in batch, max abs |")
     print("|---|---:|---:|---:|---:|")
     for name, rate, ratio, cosine, *batch in rows:

@@ -42,12 +42,21 @@ def world(folder: Path, n: int) -> Path:
         draw = ImageDraw.Draw(img)
         for _ in range(40):
             x, y = rng.randint(0, 600), rng.randint(0, 440)
-            draw.rectangle((x, y, x + rng.randint(5, 120), y + rng.randint(2, 30)), fill=tuple(rng.randint(0, 255) for _ in range(3)))
+            draw.rectangle(
+                (x, y, x + rng.randint(5, 120), y + rng.randint(2, 30)), fill=tuple(rng.randint(0, 255) for _ in range(3))
+            )
         buffer = io.BytesIO()
         img.save(buffer, "JPEG", quality=85)
         (folder / "data" / f"{i}.jpg").write_bytes(buffer.getvalue())
-        rows.append({"input_id": f"img-{i}", "received_at": (DAY + timedelta(seconds=i)).isoformat(), "kind": "image",
-                     "source": "camera", "uri": f"data/{i}.jpg"})
+        rows.append(
+            {
+                "input_id": f"img-{i}",
+                "received_at": (DAY + timedelta(seconds=i)).isoformat(),
+                "kind": "image",
+                "source": "camera",
+                "uri": f"data/{i}.jpg",
+            }
+        )
     pl.DataFrame(rows).write_parquet(folder / "log.parquet")
     job = folder / "job.toml"
     job.write_text(
@@ -101,7 +110,9 @@ def main() -> None:
     for engine, runs in results.items():
         seconds = statistics.median(r[1] for r in runs)
         rate = runs[0][2] / seconds
-        print(f"| {engine} | {seconds:.1f} ({', '.join(f'{r[1]:.1f}' for r in runs)}) | {rate:.1f} | {rate / cores:.1f} | {runs[0][0]:.1f} |")
+        print(
+            f"| {engine} | {seconds:.1f} ({', '.join(f'{r[1]:.1f}' for r in runs)}) | {rate:.1f} | {rate / cores:.1f} | {runs[0][0]:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ def main() -> None:
 
     with s3_endpoint() as (_, endpoint):
         port = int(endpoint.rsplit(":", 1)[1])
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+        client = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+        )
         client.create_bucket(Bucket="logs")
         step_us = args.days * 86_400_000_000 // args.rows
         with tempfile.TemporaryDirectory() as tmp:
@@ -70,8 +72,13 @@ def main() -> None:
         def s3fs_connection():
             import s3fs
 
-            store = s3fs.S3FileSystem(key="k", secret="s", client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
-                                      config_kwargs={"s3": {"addressing_style": "path"}}, skip_instance_cache=True)
+            store = s3fs.S3FileSystem(
+                key="k",
+                secret="s",
+                client_kwargs={"endpoint_url": endpoint, "region_name": "us-east-1"},
+                config_kwargs={"s3": {"addressing_style": "path"}},
+                skip_instance_cache=True,
+            )
             con = duckdb.connect()
             con.register_filesystem(store)
             return con
@@ -81,11 +88,20 @@ def main() -> None:
             try:
                 import duckdb_extension_httpfs
 
-                binary = Path(duckdb_extension_httpfs.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+                binary = (
+                    Path(duckdb_extension_httpfs.__file__).parent
+                    / "extensions"
+                    / f"v{duckdb.__version__}"
+                    / "httpfs.duckdb_extension"
+                )
                 con.execute(f"LOAD '{binary}'")
             except Exception as exc:  # noqa: BLE001 - the benchmark reports why the row is missing
-                raise RuntimeError(f"httpfs not loadable with duckdb {duckdb.__version__}: {str(exc).splitlines()[0][:120]}") from None
-            con.execute(f"CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's', REGION 'us-east-1', ENDPOINT '127.0.0.1:{port}', URL_STYLE 'path', USE_SSL false)")
+                raise RuntimeError(
+                    f"httpfs not loadable with duckdb {duckdb.__version__}: {str(exc).splitlines()[0][:120]}"
+                ) from None
+            con.execute(
+                f"CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's', REGION 'us-east-1', ENDPOINT '127.0.0.1:{port}', URL_STYLE 'path', USE_SSL false)"
+            )
             return con
 
         results: dict[str, list[float] | str] = {"s3fs (fsspec, registered)": [], "httpfs": []}
@@ -101,15 +117,19 @@ def main() -> None:
                     results[name].append(time.perf_counter() - started)
                 except RuntimeError as exc:
                     results[name] = str(exc)
-    print(f"{args.rows:,} rows over {args.days} days in {len(files)} files on moto's S3 (127.0.0.1); one day's rows "
-          f"({next(iter(counts.values()))[0]:,}); duckdb {duckdb.__version__}; median of {args.repeat}\n")
+    print(
+        f"{args.rows:,} rows over {args.days} days in {len(files)} files on moto's S3 (127.0.0.1); one day's rows "
+        f"({next(iter(counts.values()))[0]:,}); duckdb {duckdb.__version__}; median of {args.repeat}\n"
+    )
     print("| reader | seconds (runs) | note |")
     print("|---|---:|---|")
     for name, runs in results.items():
         if isinstance(runs, str):
             print(f"| {name} | - | {runs} |")
         else:
-            print(f"| {name} | {statistics.median(runs):.2f} ({', '.join(f'{r:.2f}' for r in runs)}) | rows {counts[name][0]:,} |")
+            print(
+                f"| {name} | {statistics.median(runs):.2f} ({', '.join(f'{r:.2f}' for r in runs)}) | rows {counts[name][0]:,} |"
+            )
 
 
 if __name__ == "__main__":

@@ -88,10 +88,14 @@ def measure(mode: str, directory: Path, days: int) -> dict:
     started = time.perf_counter()
     con = connect()
     if mode == "DuckDB's own query":
-        rows = con.execute(
-            f"SELECT input_id, kind, source FROM read_parquet('{glob}') WHERE received_at >= $s AND received_at < $e",
-            {"s": window.start, "e": window.end},
-        ).to_arrow_table().num_rows
+        rows = (
+            con.execute(
+                f"SELECT input_id, kind, source FROM read_parquet('{glob}') WHERE received_at >= $s AND received_at < $e",
+                {"s": window.start, "e": window.end},
+            )
+            .to_arrow_table()
+            .num_rows
+        )
         sampled = None
     else:
         partition = "none" if mode == "full log, statistics only" else "dt"
@@ -132,18 +136,27 @@ def main() -> None:
         for mode in MODES:
             out = subprocess.run(
                 [sys.executable, __file__, "--one", mode, "--dir", str(args.dir), "--days", str(args.days)],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             results[mode].append(json.loads(out))
-    median = {mode: {key: statistics.median(r[key] for r in runs) for key in ("seconds", "rss_mb")} | {"rows": runs[0]["rows"]} for mode, runs in results.items()}
+    median = {
+        mode: {key: statistics.median(r[key] for r in runs) for key in ("seconds", "rss_mb")} | {"rows": runs[0]["rows"]}
+        for mode, runs in results.items()
+    }
     floor, duck, tenth = median["that day only"], median["DuckDB's own query"], median["1/10 of the history"]
-    print(f"{args.rows:,} rows over {args.days} days; one day's window ({median['full log, partitions']['rows']:,} rows), {CAP} per segment; median of {args.repeat}\n")
+    print(
+        f"{args.rows:,} rows over {args.days} days; one day's window ({median['full log, partitions']['rows']:,} rows), {CAP} per segment; median of {args.repeat}\n"
+    )
     print("| log read | seconds (min-max) | vs that day only | vs DuckDB's query | peak RSS MB | vs 1/10 history |")
     print("|---|---:|---:|---:|---:|---:|")
     for mode in MODES:
         m, runs = median[mode], results[mode]
         spread = f"{m['seconds']:.2f} ({min(r['seconds'] for r in runs):.2f}-{max(r['seconds'] for r in runs):.2f})"
-        print(f"| {mode} | {spread} | {m['seconds'] / floor['seconds']:.2f}x | {m['seconds'] / duck['seconds']:.2f}x | {m['rss_mb']:.0f} | {m['rss_mb'] / tenth['rss_mb']:.2f}x |")
+        print(
+            f"| {mode} | {spread} | {m['seconds'] / floor['seconds']:.2f}x | {m['seconds'] / duck['seconds']:.2f}x | {m['rss_mb']:.0f} | {m['rss_mb'] / tenth['rss_mb']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

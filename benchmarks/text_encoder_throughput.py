@@ -28,9 +28,11 @@ BATCH = 32
 
 def texts(n: int, chars: int) -> list[str]:
     rng = random.Random(0)
-    words = ("invoice total amount due net vat order delivery note item quantity unit price customer account "
-             "reference date payment terms bank transfer iban shipped received signature page scanned copy "
-             "partner supplier description discount subtotal").split()
+    words = (
+        "invoice total amount due net vat order delivery note item quantity unit price customer account "
+        "reference date payment terms bank transfer iban shipped received signature page scanned copy "
+        "partner supplier description discount subtotal"
+    ).split()
     out = []
     for _ in range(n):
         parts = []
@@ -76,23 +78,31 @@ def main() -> None:
         sample = tokenised[0]
         with torch.enable_grad():
             torch.onnx.export(
-                Wrapped(transformer), (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]), str(fp32),
-                input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
+                Wrapped(transformer),
+                (sample["input_ids"], sample["attention_mask"], sample["token_type_ids"]),
+                str(fp32),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["hidden"],
                 dynamic_axes={name: {0: "n", 1: "t"} for name in ("input_ids", "attention_mask", "token_type_ids", "hidden")},
-                opset_version=17, dynamo=False,
+                opset_version=17,
+                dynamo=False,
             )
         int8 = Path(tmp) / "minilm-int8.onnx"
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
-        sessions = {name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]) for name, path in
-                    (("ONNX Runtime fp32", fp32), ("ONNX Runtime dynamic int8", int8))}
+        sessions = {
+            name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            for name, path in (("ONNX Runtime fp32", fp32), ("ONNX Runtime dynamic int8", int8))
+        }
 
         def onnx_forward(session) -> np.ndarray:
             out = []
             for feed in tokenised:
-                hidden = session.run(["hidden"], {k: feed[k].numpy() for k in ("input_ids", "attention_mask", "token_type_ids")})[0]
+                hidden = session.run(["hidden"], {k: feed[k].numpy() for k in ("input_ids", "attention_mask", "token_type_ids")})[
+                    0
+                ]
                 mask = feed["attention_mask"].numpy()[..., None].astype(np.float32)
                 pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
                 out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
@@ -111,7 +121,9 @@ def main() -> None:
     print("| mode | texts/s | vs PyTorch fp32 | cosine to PyTorch (min) |")
     print("|---|---:|---:|---:|")
     for name, rate in rates.items():
-        cosine = (vectors[name] * vectors[base]).sum(1) / np.linalg.norm(vectors[name], axis=1) / np.linalg.norm(vectors[base], axis=1)
+        cosine = (
+            (vectors[name] * vectors[base]).sum(1) / np.linalg.norm(vectors[name], axis=1) / np.linalg.norm(vectors[base], axis=1)
+        )
         print(f"| {name} | {rate:.1f} | {rate / rates[base]:.2f}x | {cosine.min():.7f} |")
 
 

@@ -49,8 +49,12 @@ def _fail(message: str) -> None:
 def _internal(count: int) -> None:
     """Completed, with inputs our own code failed on: say so and exit INTERNAL_EXIT."""
     if count:
-        err.print(f"drift: {count} input(s) met a bug in drift (category internal, tracebacks above); "
-                  "they are not counted as input errors. Please report it.", markup=False, highlight=False)
+        err.print(
+            f"drift: {count} input(s) met a bug in drift (category internal, tracebacks above); "
+            "they are not counted as input errors. Please report it.",
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(INTERNAL_EXIT)
 
 
@@ -388,7 +392,11 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: say that it is ours
         traceback.print_exc()
-        err.print(f"drift: error: internal error, a bug in drift ({type(exc).__name__}: {exc}); "
-                  "please report it with the traceback above", markup=False, highlight=False)
+        err.print(
+            f"drift: error: internal error, a bug in drift ({type(exc).__name__}: {exc}); "
+            "please report it with the traceback above",
+            markup=False,
+            highlight=False,
+        )
         sys.exit(INTERNAL_EXIT)
     sys.exit(code if isinstance(code, int) else 0)

@@ -80,9 +80,13 @@ class S3Section(_Section):
     """Where s3:// objects are read, for stores other than AWS. Credentials never come from here:
     they come from the standard AWS chain (environment, profile, instance role)."""
 
-    endpoint: str | None = Field(default=None, description="http(s)://host:port of an S3-compatible store (MinIO, R2, GCS interop)")
+    endpoint: str | None = Field(
+        default=None, description="http(s)://host:port of an S3-compatible store (MinIO, R2, GCS interop)"
+    )
     region: str | None = None
-    url_style: Literal["virtual", "path"] = Field(default="virtual", description="path: http://host/bucket/key (MinIO, most local stores)")
+    url_style: Literal["virtual", "path"] = Field(
+        default="virtual", description="path: http://host/bucket/key (MinIO, most local stores)"
+    )
     timeout_s: float = Field(default=30.0, gt=0, description="per request: connecting, and each read")
     profile: str | None = Field(default=None, description="a named profile of the AWS config files")
 
@@ -105,8 +109,12 @@ def _storage_location(value: str, what: str) -> str:
 class InputsSection(_Section):
     log: str = Field(description="glob of Parquet, JSON Lines or CSV files, on disk or under s3://")
     roots: list[str] = Field(min_length=1, description="folders, or s3:// bucket prefixes, the monitor may read inputs from")
-    date_partition: str = Field(default="dt", description="hive partition column holding the date (dt=2026-11-02/), used to skip other days")
-    memory_limit: str | None = Field(default=None, description="DuckDB's memory limit while sampling, such as '4GB' (default: 80% of RAM)")
+    date_partition: str = Field(
+        default="dt", description="hive partition column holding the date (dt=2026-11-02/), used to skip other days"
+    )
+    memory_limit: str | None = Field(
+        default=None, description="DuckDB's memory limit while sampling, such as '4GB' (default: 80% of RAM)"
+    )
     s3: S3Section = S3Section()
 
     @field_validator("log")
@@ -148,7 +156,9 @@ class LimitsSection(_Section):
     workers: int = Field(default=2, ge=1, le=64)
     # Address space, not resident memory: a worker maps ~700 MB of libraries before it opens a file.
     memory_mb: int = Field(default=2048, ge=1024)
-    tasks_per_worker: int = Field(default=500, ge=1, description="recycle workers to bound leaks (a task: one file, or a batch of payloads)")
+    tasks_per_worker: int = Field(
+        default=500, ge=1, description="recycle workers to bound leaks (a task: one file, or a batch of payloads)"
+    )
 
 
 class ImageSection(_Section):
@@ -196,10 +206,14 @@ class PolicySection(_Section):
     """How findings become a verdict and a severity (see drift.verdict.policy)."""
 
     page_alpha: float = Field(
-        default=0.01, gt=0, lt=0.5,
+        default=0.01,
+        gt=0,
+        lt=0.5,
         description="share of nights a job may page with nothing changed, split across its segments and paging check families",
     )
-    fdr: float = Field(default=0.01, gt=0, lt=0.5, description="Benjamini-Hochberg level per segment for checks that cannot page (info)")
+    fdr: float = Field(
+        default=0.01, gt=0, lt=0.5, description="Benjamini-Hochberg level per segment for checks that cannot page (info)"
+    )
     min_samples: int = Field(default=30, ge=2, description="below this, a check says 'not enough data'")
     page_at: Severity = Severity.WARNING
     effect: dict[str, float] = Field(default_factory=dict, description="per check family")
@@ -234,8 +248,12 @@ class EngineSection(_Section):
         default=None,
         description="the Ray cluster: 'auto', ray://host:10001, or 'local' to start one here; default: RAY_ADDRESS, else 'local'",
     )
-    actors: int | None = Field(default=None, ge=1, description="featurizing actors; default: as many as fit in the cluster's CPUs less one (at least 1)")
-    cpus_per_actor: int = Field(default=1, ge=1, le=256, description="CPUs each actor reserves; its torch threads, unless [image] threads says otherwise")
+    actors: int | None = Field(
+        default=None, ge=1, description="featurizing actors; default: as many as fit in the cluster's CPUs less one (at least 1)"
+    )
+    cpus_per_actor: int = Field(
+        default=1, ge=1, le=256, description="CPUs each actor reserves; its torch threads, unless [image] threads says otherwise"
+    )
     batch_size: int = Field(default=256, ge=1, le=100_000, description="sampled rows per actor call")
 
     @field_validator("kind")
@@ -312,9 +330,7 @@ class EmailSink(_Sink):
     timeout_s: float = Field(default=20.0, gt=0)
 
 
-SinkConfig = Annotated[
-    StdoutSink | FileSink | WebhookSink | SlackSink | PagerDutySink | EmailSink, Field(discriminator="type")
-]
+SinkConfig = Annotated[StdoutSink | FileSink | WebhookSink | SlackSink | PagerDutySink | EmailSink, Field(discriminator="type")]
 SINK_TYPES = ("stdout", "file", "webhook", "slack", "pagerduty", "email")
 
 
@@ -415,7 +431,9 @@ def load_job(path: str | Path) -> JobConfig:
 
     base = path.resolve().parent
     config.path = path.resolve()
-    config.inputs.roots = [r if is_remote(r) else str(_resolve(base, Path(r.removeprefix("file://")))) for r in config.inputs.roots]
+    config.inputs.roots = [
+        r if is_remote(r) else str(_resolve(base, Path(r.removeprefix("file://")))) for r in config.inputs.roots
+    ]
     if not Path(config.inputs.log).expanduser().is_absolute() and scheme_of(config.inputs.log) is None:
         config.inputs.log = str(base / config.inputs.log)
     if not is_remote(config.baseline.dir):

@@ -1,8 +1,8 @@
 """One run of a job over one window, stage by stage:
 
-    hold the writer lock -> load and verify the baseline -> analyse the window (features.window)
-    -> compare each segment with its baseline -> one verdict per segment (verdict.policy)
-    -> plan alerts -> the run's record -> one DuckDB transaction -> deliver the outbox -> write the reports
+hold the writer lock -> load and verify the baseline -> analyse the window (features.window)
+-> compare each segment with its baseline -> one verdict per segment (verdict.policy)
+-> plan alerts -> the run's record -> one DuckDB transaction -> deliver the outbox -> write the reports
 """
 
 from __future__ import annotations
@@ -111,8 +111,15 @@ def _plain(value: Any) -> Any:
 
 
 def build_record(
-    *, run_id: str, config: JobConfig, window: Window, verdicts: dict[tuple[str, str], Verdict], analysis: WindowAnalysis,
-    alerts: list[Alert], baseline: Baseline, embedder: dict | None,
+    *,
+    run_id: str,
+    config: JobConfig,
+    window: Window,
+    verdicts: dict[tuple[str, str], Verdict],
+    analysis: WindowAnalysis,
+    alerts: list[Alert],
+    baseline: Baseline,
+    embedder: dict | None,
 ) -> RunRecord:
     """The run's record, from its verdicts. A segment's findings in it are those that matter to a
     reader (FindingStatus.shown); every check, the quiet ones too, is in the `findings` table."""
@@ -209,8 +216,14 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
             planned = plan_alerts(config, run_id, window.as_dict(), verdicts, report_link(config, window))
             embedder = context.embedder_identity({k for k, _ in analysis.segments}) if analysis.segments else None
             record = build_record(
-                run_id=run_id, config=config, window=window, verdicts=verdicts, analysis=analysis,
-                alerts=planned, baseline=baseline, embedder=embedder,
+                run_id=run_id,
+                config=config,
+                window=window,
+                verdicts=verdicts,
+                analysis=analysis,
+                alerts=planned,
+                baseline=baseline,
+                embedder=embedder,
             )
             with clock.stage("store") as counter:
                 tables = run_tables(run_id, analysis, verdicts, record)
@@ -234,8 +247,13 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
                 # Stage timings are written with the run; the later stages' figures are added after.
                 tables["stage_timings"] = stage_rows(run_id, clock.stages)
                 with store.session(database) as con:  # closed at once: readers wait only for the commit
-                    write_run(con, run_row, record, tables,
-                              lambda c: apply_alerts(c, config, run_id, window.start, planned, clean, utcnow()))
+                    write_run(
+                        con,
+                        run_row,
+                        record,
+                        tables,
+                        lambda c: apply_alerts(c, config, run_id, window.start, planned, clean, utcnow()),
+                    )
                 counter["items"] = sum(f.height for f in tables.values())
         except BaseException:
             versions.discard(embeddings)

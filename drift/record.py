@@ -304,10 +304,20 @@ class Alert(_Record):
     def trigger(self) -> dict[str, Any]:
         """The message that opens or escalates the incident, as the outbox keeps it and sinks read it."""
         return {
-            "dedup_key": self.dedup_key, "action": "trigger", "severity": self.severity.value, "title": self.title,
-            "job": self.job, "kind": self.kind, "source": self.source, "run_id": self.run_id, "window": self.window,
-            "families": [f.value for f in self.families], "changes": self.changes,
-            "findings": [f.model_dump(mode="json") for f in self.findings], "report": self.report, "runbook": self.runbook,
+            "dedup_key": self.dedup_key,
+            "action": "trigger",
+            "severity": self.severity.value,
+            "title": self.title,
+            "job": self.job,
+            "kind": self.kind,
+            "source": self.source,
+            "run_id": self.run_id,
+            "window": self.window,
+            "families": [f.value for f in self.families],
+            "changes": self.changes,
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "report": self.report,
+            "runbook": self.runbook,
         }
 
 

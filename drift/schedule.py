@@ -91,8 +91,16 @@ def serve(folder: Path, *, blocking: bool = True, runner: Callable | None = None
         signal.signal(signal.SIGINT, stop)
     known: dict[Path, tuple[str, str, str]] = {}  # job file -> (job id, schedule, time zone)
     sync_jobs(scheduler, folder, known, runner, catch_up=True)
-    scheduler.add_job(sync_jobs, "interval", seconds=rescan_s, args=[scheduler, folder, known, runner],
-                      id="drift:rescan", name=f"re-read {folder}", max_instances=1, coalesce=True)
+    scheduler.add_job(
+        sync_jobs,
+        "interval",
+        seconds=rescan_s,
+        args=[scheduler, folder, known, runner],
+        id="drift:rescan",
+        name=f"re-read {folder}",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
     return scheduler
 
@@ -135,8 +143,13 @@ def sync_jobs(scheduler, folder: Path, known: dict, runner: Callable | None, cat
         known[path] = wanted
         log.info("scheduled %s: %s (%s)", config.name, config.job.schedule, config.job.timezone)
         if catch_up and missed_a_run(path):
-            scheduler.add_job(run_scheduled, args=[path, runner], id=f"{config.name}:catch-up",
-                              name=f"drift run {path} (missed while the daemon was down)", max_instances=1)
+            scheduler.add_job(
+                run_scheduled,
+                args=[path, runner],
+                id=f"{config.name}:catch-up",
+                name=f"drift run {path} (missed while the daemon was down)",
+                max_instances=1,
+            )
             log.info("%s missed its last fire time while the daemon was down: running it now", config.name)
 
 

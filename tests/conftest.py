@@ -113,7 +113,9 @@ def write_day(
         add("payload", "orders", f"order_{i}.json", orjson.dumps(order))
     rows += extra_rows or []
     path = root / "logs" / f"inputs-{day:%Y-%m-%d}.parquet"
-    pl.DataFrame(rows, schema={k: pl.Utf8 for k in ("input_id", "received_at", "kind", "source", "uri", "body")}).write_parquet(path)
+    pl.DataFrame(rows, schema={k: pl.Utf8 for k in ("input_id", "received_at", "kind", "source", "uri", "body")}).write_parquet(
+        path
+    )
     return path
 
 

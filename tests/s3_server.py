@@ -69,7 +69,8 @@ def s3_endpoint():
     port = _free_port()
     moto = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     upstream = f"http://127.0.0.1:{port}"
     proxy = _Proxy(("127.0.0.1", 0), _handler(upstream))
@@ -96,7 +97,9 @@ def enforce_iam(upstream: str, deny_prefix: str) -> dict[str, str]:
     pattern); from now on the server checks every request. Returns the user's credentials."""
     import boto3
 
-    iam = boto3.client("iam", endpoint_url=upstream, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+    iam = boto3.client(
+        "iam", endpoint_url=upstream, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup"
+    )
     iam.create_user(UserName="drift")
     policy = {
         "Version": "2012-10-17",

@@ -64,9 +64,19 @@ timeout_s = 2
 
 def finding(family: str, severity: str, drifted: bool = True) -> Finding:
     return Finding(
-        check=family, target=f"a {family} target", method="ks", statistic=0.5, p_value=1e-9, p_adjusted=1e-9, effect_size=1.0,
-        effect_threshold=0.5, n_ref=300, n_cur=150, status="drift" if drifted else "no_drift",
-        severity=severity if drifted else "none", detail={"level": 1e-4},
+        check=family,
+        target=f"a {family} target",
+        method="ks",
+        statistic=0.5,
+        p_value=1e-9,
+        p_adjusted=1e-9,
+        effect_size=1.0,
+        effect_threshold=0.5,
+        n_ref=300,
+        n_cur=150,
+        status="drift" if drifted else "no_drift",
+        severity=severity if drifted else "none",
+        detail={"level": 1e-4},
     )
 
 
@@ -88,21 +98,48 @@ def night(config, day: int, states: dict[tuple[str, str], str]) -> dict[str, str
     planned = plan_alerts(config, run_id, {"start": start.isoformat()}, verdicts, "report.md")
     now = datetime.now(UTC)
     run = {
-        "run_id": run_id, "job": "shop", "window_start": start, "window_end": start + timedelta(days=1),
-        "status": "completed", "drifted": any(v.drifted for v in verdicts.values()), "severity": "none",
-        "baseline": "march", "embedder": None, "code_version": "test", "started_at": now, "finished_at": now,
-        "n_sampled": 0, "n_errors": 0,
+        "run_id": run_id,
+        "job": "shop",
+        "window_start": start,
+        "window_end": start + timedelta(days=1),
+        "status": "completed",
+        "drifted": any(v.drifted for v in verdicts.values()),
+        "severity": "none",
+        "baseline": "march",
+        "embedder": None,
+        "code_version": "test",
+        "started_at": now,
+        "finished_at": now,
+        "n_sampled": 0,
+        "n_errors": 0,
     }
     window = {"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat()}
     record = RunRecord(run_id=run_id, job="shop", window=window, baseline={"name": "march", "window": window})
-    segments = pl.DataFrame([
-        {"run_id": run_id, "kind": k, "source": s, "n_population": 0, "n_sampled": 0, "n_items": 0, "n_errors": 0,
-         "status": v.status, "drifted": v.drifted, "severity": v.severity}
-        for (k, s), v in verdicts.items()
-    ])
+    segments = pl.DataFrame(
+        [
+            {
+                "run_id": run_id,
+                "kind": k,
+                "source": s,
+                "n_population": 0,
+                "n_sampled": 0,
+                "n_items": 0,
+                "n_errors": 0,
+                "status": v.status,
+                "drifted": v.drifted,
+                "severity": v.severity,
+            }
+            for (k, s), v in verdicts.items()
+        ]
+    )
     with store.session(config.store.database) as con:
-        store.write_run(con, run, record, {"segments": segments},
-                        lambda c: apply_alerts(c, config, run_id, start, planned, clean_segments(config, verdicts), now))
+        store.write_run(
+            con,
+            run,
+            record,
+            {"segments": segments},
+            lambda c: apply_alerts(c, config, run_id, start, planned, clean_segments(config, verdicts), now),
+        )
     deliver_pending(config.store.database, config)
     return record.alert_changes
 
@@ -111,7 +148,9 @@ def received(config, sink: str) -> list[tuple[str, str, str]]:
     path = config.path.parent / f"{sink}.jsonl"
     if not path.exists():
         return []
-    return [(m["dedup_key"].rsplit("/", 1)[1], m["action"], m["severity"]) for m in map(json.loads, path.read_text().splitlines())]
+    return [
+        (m["dedup_key"].rsplit("/", 1)[1], m["action"], m["severity"]) for m in map(json.loads, path.read_text().splitlines())
+    ]
 
 
 def open_alerts(config) -> dict[str, tuple]:
@@ -144,7 +183,10 @@ def test_escalation_is_sent_again_and_reaches_a_sink_that_takes_only_critical(co
     # PagerDuty (a real HTTP server on loopback) heard nothing of the warning, the escalation as a
     # critical trigger, and the resolve; one incident, one dedup key.
     events = [json.loads(r["body"]) for r in receiver.ok("/pagerduty")]
-    assert [(e["event_action"], e.get("payload", {}).get("severity")) for e in events] == [("trigger", "critical"), ("resolve", None)]
+    assert [(e["event_action"], e.get("payload", {}).get("severity")) for e in events] == [
+        ("trigger", "critical"),
+        ("resolve", None),
+    ]
     assert {e["dedup_key"] for e in events} == {"drift/shop/payload/orders"}
 
 

@@ -47,9 +47,7 @@ class Receiver:
                 with receiver.lock:
                     queue = receiver.plan.get(self.path, [])
                     action = queue.pop(0) if queue else "ok"
-                    receiver.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body, "answered": action}
-                    )
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "answered": action})
                 if action == "hang":
                     time.sleep(3)
                 code = 500 if action == "fail" else (202 if self.path == "/pagerduty" else 200)
@@ -179,7 +177,9 @@ def test_one_page_per_drifted_segment_on_every_sink(alert_world):
         assert slack["blocks"][0]["type"] == "section" and slack["text"].startswith("[") and "t: " in header
         assert sum(header.count(word) for word in ("critical", "warning")) == 1, header
     subjects = [line for m in mailbox.messages for line in m.splitlines() if line.startswith("Subject:")]
-    assert any(s.startswith("Subject: [critical] t: payload/orders: $.total type in orders payloads is now") for s in subjects), subjects
+    assert any(s.startswith("Subject: [critical] t: payload/orders: $.total type in orders payloads is now") for s in subjects), (
+        subjects
+    )
     assert all(s.count("critical") + s.count("warning") == 1 for s in subjects), subjects
     assert any("What changed:" in m and "$.total type" in m for m in mailbox.messages)
 
@@ -200,7 +200,7 @@ def test_rerun_sends_nothing_new_a_backfill_changes_nothing_and_a_later_clean_ni
     root = config.path.parent
     write_day(root, BASE_DAY + timedelta(days=5), seed=12)
     run_job(config, f"{BASE_DAY + timedelta(days=5):%Y-%m-%d}")
-    resolves = [json.loads(r["body"]) for r in receiver.ok("/pagerduty")][len(first.summary["alerts"]):]
+    resolves = [json.loads(r["body"]) for r in receiver.ok("/pagerduty")][len(first.summary["alerts"]) :]
     assert {e["event_action"] for e in resolves} == {"resolve"}
     assert {e["dedup_key"] for e in resolves} == {a["dedup_key"] for a in first.summary["alerts"]}
     assert sum("[resolved]" in m for m in mailbox.messages) == len(first.summary["alerts"])
@@ -260,7 +260,9 @@ def test_secrets_never_reach_the_store_or_the_reports(alert_world):
     result = run_job(config, DRIFT_DAY)
     assert result.delivery["pending"] >= 3
     con = duckdb.connect(str(config.store.database), read_only=True)
-    dump = json.dumps([con.execute(f"SELECT * FROM {t}").fetchall() for t in ("runs", "alerts", "outbox", "deliveries")], default=str)
+    dump = json.dumps(
+        [con.execute(f"SELECT * FROM {t}").fetchall() for t in ("runs", "alerts", "outbox", "deliveries")], default=str
+    )
     con.close()
     texts = dump + result.report_paths["md"].read_text() + result.report_paths["json"].read_text()
     for secret in [*SECRETS.values(), os.environ["DRIFT_TEST_SLACK_URL"]]:
@@ -289,7 +291,9 @@ def test_readers_are_not_locked_out_while_a_slow_webhook_is_retried(alert_world)
         time.sleep(0.05)
     assert runner.is_alive(), "the run should still be delivering"
     started = time.monotonic()
-    status = subprocess.run([sys.executable, "-m", "drift", "status", str(config.path)], capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "drift", "status", str(config.path)], capture_output=True, text=True, timeout=60
+    )
     took = time.monotonic() - started
     runner.join()
     assert status.returncode in (0, 1), status.stderr  # 1: late by the schedule, which is not the point here
@@ -335,10 +339,19 @@ def test_a_pagerduty_summary_fits_its_limit_however_long_the_headline():
 
     os.environ.setdefault("DRIFT_TEST_PD_KEY", "k")
     sink = PagerDuty(PagerDutySink(type="pagerduty", name="pd", routing_key_env="DRIFT_TEST_PD_KEY"))
-    message = {"action": "trigger", "dedup_key": "drift/j/payload/x", "severity": "critical", "job": "j", "kind": "payload",
-               "source": "x" * 900, "title": "j: payload/" + "x" * 900 + ": " + "$.a is missing from 40% of x payloads" * 20,
-               "changes": [], "findings": []}
+    message = {
+        "action": "trigger",
+        "dedup_key": "drift/j/payload/x",
+        "severity": "critical",
+        "job": "j",
+        "kind": "payload",
+        "source": "x" * 900,
+        "title": "j: payload/" + "x" * 900 + ": " + "$.a is missing from 40% of x payloads" * 20,
+        "changes": [],
+        "findings": [],
+    }
     summary = sink.event(message)["payload"]["summary"]
     assert len(summary) == 1024 and summary.endswith("…")
-    assert subject(message).startswith("[critical] j: payload/xxx") and subject({**message, "escalated_from": "warning"}).startswith(
-        "[critical, up from warning] ")
+    assert subject(message).startswith("[critical] j: payload/xxx") and subject(
+        {**message, "escalated_from": "warning"}
+    ).startswith("[critical, up from warning] ")

@@ -96,7 +96,9 @@ def test_fingerprint_exports_mergeable_fingerprints_and_a_union_schema(world, tm
     days = []
     for offset in (3, 4):
         folder = tmp_path / f"day{offset}"
-        result = runner.invoke(app, ["fingerprint", str(job), "--day", f"{BASE_DAY + timedelta(days=offset):%Y-%m-%d}", "--out", str(folder), "-q"])
+        result = runner.invoke(
+            app, ["fingerprint", str(job), "--day", f"{BASE_DAY + timedelta(days=offset):%Y-%m-%d}", "--out", str(folder), "-q"]
+        )
         assert result.exit_code == 0, result.output
         assert "orders: 40 payloads, 0 input errors" in result.stdout
         days.append(pl.read_parquet(folder / "orders.fingerprint.parquet"))
@@ -104,7 +106,9 @@ def test_fingerprint_exports_mergeable_fingerprints_and_a_union_schema(world, tm
     assert schema["properties"]["total"]["type"] == ["number", "string"]  # day 5 sends half its totals as strings
     both = summary.row_of(summary.merge(*days))["$.total"]
     assert both["docs"] == 80 and both["t_string"] == 20 and both["f_numeric"] == 20
-    missing = runner.invoke(app, ["fingerprint", str(job), "--day", "2026-03-04", "--out", str(tmp_path / "x"), "--source", "nope", "-q"])
+    missing = runner.invoke(
+        app, ["fingerprint", str(job), "--day", "2026-03-04", "--out", str(tmp_path / "x"), "--source", "nope", "-q"]
+    )
     assert missing.exit_code == 1 and "no payloads of source 'nope'" in missing.stderr
 
 

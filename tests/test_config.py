@@ -50,7 +50,10 @@ def test_minimal_job_gets_defaults_and_paths_relative_to_the_file(tmp_path, monk
 
 def test_unknown_key_is_an_error_naming_file_section_and_key(tmp_path):
     message = error_of(tmp_path, MINIMAL + "\n[sampling]\nmax_per_segmnet = 5\n")
-    assert message == f"{tmp_path / 'job.toml'}: [sampling] max_per_segmnet: unknown key (check the spelling; see jobs/nightly.example.toml)"
+    assert (
+        message
+        == f"{tmp_path / 'job.toml'}: [sampling] max_per_segmnet: unknown key (check the spelling; see jobs/nightly.example.toml)"
+    )
 
 
 def test_missing_required_section_and_key(tmp_path):
@@ -63,14 +66,19 @@ def test_missing_required_section_and_key(tmp_path):
     "patch, expected",
     [
         (("[sampling]\nmax_per_segment = 0\n"), "[sampling] max_per_segment: Input should be greater than 0"),
-        (("[sampling]\nmax_per_segment = \"many\"\n"), "[sampling] max_per_segment: Input should be a valid integer"),
-        (("[policy]\npage_at = \"loud\"\n"), "[policy] page_at: Input should be 'none', 'info', 'warning' or 'critical'"),
+        (('[sampling]\nmax_per_segment = "many"\n'), "[sampling] max_per_segment: Input should be a valid integer"),
+        (('[policy]\npage_at = "loud"\n'), "[policy] page_at: Input should be 'none', 'info', 'warning' or 'critical'"),
         (("[policy.effect]\nembeddings = 0.1\n"), "unknown check family ['embeddings']"),
-        (("[[alerts.sinks]]\ntype = \"pager\"\n"), "[alerts.sinks[0]]: type: Input tag 'pager'"),
-        (("[[alerts.sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"ftp://x\"\n"), "[alerts.sinks[0]] url: String should match pattern"),
-        (("[[alerts.sinks]]\ntype = \"stdout\"\n"), "[alerts.sinks[0]] name: required key is missing"),
-        (("[[alerts.sinks]]\nname = \"x\"\ntype = \"stdout\"\n[[alerts.sinks]]\nname = \"x\"\ntype = \"stdout\"\n"),
-         "two sinks are named 'x'"),
+        (('[[alerts.sinks]]\ntype = "pager"\n'), "[alerts.sinks[0]]: type: Input tag 'pager'"),
+        (
+            ('[[alerts.sinks]]\nname = "hook"\ntype = "webhook"\nurl = "ftp://x"\n'),
+            "[alerts.sinks[0]] url: String should match pattern",
+        ),
+        (('[[alerts.sinks]]\ntype = "stdout"\n'), "[alerts.sinks[0]] name: required key is missing"),
+        (
+            ('[[alerts.sinks]]\nname = "x"\ntype = "stdout"\n[[alerts.sinks]]\nname = "x"\ntype = "stdout"\n'),
+            "two sinks are named 'x'",
+        ),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, patch, expected):
@@ -93,7 +101,11 @@ def test_a_cron_line_the_scheduler_would_refuse_is_refused_by_validate(tmp_path,
 def test_an_unknown_time_zone_is_refused(tmp_path):
     message = error_of(tmp_path, MINIMAL.replace('name = "shop"', 'name = "shop"\ntimezone = "Mars/Olympus_Mons"'))
     assert "[job] timezone: Value error, unknown time zone 'Mars/Olympus_Mons'" in message
-    assert load_job(write(tmp_path, MINIMAL.replace('name = "shop"', 'name = "shop"\ntimezone = "Europe/Paris"\nschedule = "30 2 * * mon-fri"')))
+    assert load_job(
+        write(
+            tmp_path, MINIMAL.replace('name = "shop"', 'name = "shop"\ntimezone = "Europe/Paris"\nschedule = "30 2 * * mon-fri"')
+        )
+    )
 
 
 def test_unreadable_job_files(tmp_path):
@@ -139,14 +151,21 @@ def test_repository_demo_job_matches_the_packaged_one():
 
 def test_object_storage_and_engine_settings_are_checked(tmp_path):
     bucket = MINIMAL.replace('roots = ["data"]', 'roots = ["data", "s3://uploads/receipts/"]').replace(
-        'log = "logs/*.parquet"', 'log = "s3://logs/inputs/dt=*/*.parquet"')
+        'log = "logs/*.parquet"', 'log = "s3://logs/inputs/dt=*/*.parquet"'
+    )
     config = load_job(write(tmp_path, bucket + '\n[engine]\nkind = "ray"\n'))
     assert config.inputs.log == "s3://logs/inputs/dt=*/*.parquet"
     assert config.inputs.roots == [str(tmp_path / "data"), "s3://uploads/receipts/"]
     assert config.engine.kind == "ray" and config.engine.actors is None
     remote = load_job(write(tmp_path, MINIMAL.replace('name = "march"', 'name = "march"\ndir = "s3://drift/baselines"')))
     assert remote.baseline_uri == "s3://drift/baselines/shop/march"
-    assert "[inputs] memory_limit: Value error, expected a size such as '4GB'" in error_of(tmp_path, MINIMAL.replace('roots = ["data"]', 'roots = ["data"]\nmemory_limit = "lots"'))
-    assert "only local paths and s3:// are supported" in error_of(tmp_path, MINIMAL.replace('roots = ["data"]', 'roots = ["gs://bucket/x"]'))
-    assert "[inputs.s3] endpoint: Value error, expected http(s)://host[:port]" in error_of(tmp_path, MINIMAL + '\n[inputs.s3]\nendpoint = "minio:9000"\n')
+    assert "[inputs] memory_limit: Value error, expected a size such as '4GB'" in error_of(
+        tmp_path, MINIMAL.replace('roots = ["data"]', 'roots = ["data"]\nmemory_limit = "lots"')
+    )
+    assert "only local paths and s3:// are supported" in error_of(
+        tmp_path, MINIMAL.replace('roots = ["data"]', 'roots = ["gs://bucket/x"]')
+    )
+    assert "[inputs.s3] endpoint: Value error, expected http(s)://host[:port]" in error_of(
+        tmp_path, MINIMAL + '\n[inputs.s3]\nendpoint = "minio:9000"\n'
+    )
     assert "[engine] kind: Input should be 'local' or 'ray'" in error_of(tmp_path, MINIMAL + '\n[engine]\nkind = "spark"\n')

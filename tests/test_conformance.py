@@ -76,10 +76,16 @@ def conformance_world(tmp_path_factory, tiny_clip):
         named["oversized"] = b"\x00" * (2 * MAX_BYTES)
         for name, data in named.items():
             (folder / name).write_bytes(data)
-            rows.append({
-                "input_id": f"{kind.value}-{name}", "received_at": (DAY + timedelta(minutes=len(rows))).isoformat(),
-                "kind": kind.value, "source": "conformance", "uri": f"../data/{kind.value}/{name}", "body": None,
-            })
+            rows.append(
+                {
+                    "input_id": f"{kind.value}-{name}",
+                    "received_at": (DAY + timedelta(minutes=len(rows))).isoformat(),
+                    "kind": kind.value,
+                    "source": "conformance",
+                    "uri": f"../data/{kind.value}/{name}",
+                    "body": None,
+                }
+            )
     frame = pl.DataFrame(rows, schema={k: pl.Utf8 for k in rows[0]})
     limits = "".join(f"\n[{kind.value}]\nmax_bytes = {MAX_BYTES}\n" for kind in InputKind if kind is not InputKind.IMAGE)
     jobs = {}
@@ -91,7 +97,11 @@ def conformance_world(tmp_path_factory, tiny_clip):
         job_root = root / fmt
         job_root.mkdir()
         job = write_job(job_root, tiny_clip, extra=limits, name=f"conformance-{fmt}")
-        text = job.read_text().replace('log = "logs/*.parquet"', f'log = "{logs}/*.{fmt}"').replace('roots = ["data"]', f'roots = ["{root / "data"}"]')
+        text = (
+            job.read_text()
+            .replace('log = "logs/*.parquet"', f'log = "{logs}/*.{fmt}"')
+            .replace('roots = ["data"]', f'roots = ["{root / "data"}"]')
+        )
         job.write_text(text.replace("batch_size = 16", f"batch_size = 16\nmax_bytes = {MAX_BYTES}"))
         jobs[fmt] = job
     return root, jobs, {r["input_id"] for r in rows}
@@ -175,8 +185,14 @@ def ray_cluster():
         import ray  # CI installs the extra: a missing Ray is a failure there, not a skip
     else:
         ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             _node_ip_address="127.0.0.1")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
     yield
     ray.shutdown()
 

@@ -48,10 +48,16 @@ def test_demo_drifted_day_pages_about_the_right_segments(demo_dir):
 def test_demo_drifted_day_says_what_changed_and_keeps_the_evidence_to_picture_it(demo_dir):
     folder, output = demo_dir
     segments = {(s["kind"], s["source"]): s for s in summaries(folder)["2026-11-02"]["segments"]}
-    invoices, photos, orders = segments[("document", "partner_invoices")], segments[("image", "mobile_app")], segments[("payload", "orders_api")]
+    invoices, photos, orders = (
+        segments[("document", "partner_invoices")],
+        segments[("image", "mobile_app")],
+        segments[("payload", "orders_api")],
+    )
     assert invoices["changes"][0].startswith("21% of partner_invoices documents could not be read (26 of 121)")
     assert "46% of partner_invoices documents now have no text layer, against none in the baseline." in invoices["changes"]
-    assert photos["changes"][0].endswith("are smaller than 99% of the baseline (file size: median 36k against 43k in the baseline, 0.84x).")
+    assert photos["changes"][0].endswith(
+        "are smaller than 99% of the baseline (file size: median 36k against 43k in the baseline, 0.84x)."
+    )
     assert orders["changes"][0].startswith("$.total type in orders_api payloads is now float")
     # the alert's title is its segment's headline, and the terminal says the severity once
     assert "[critical] demo: payload/orders_api: $.total type in orders_api payloads is now float" in output

@@ -90,8 +90,10 @@ def documented_schema() -> dict[str, set[str]]:
 def test_every_table_and_column_in_docs_schema_is_in_a_fresh_store_and_the_other_way_round(tmp_path):
     con = connect_writer(tmp_path / "drift.duckdb")
     stored = {
-        table: {c for (c,) in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+        table: {
+            c
+            for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()
+        }
         for (table,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
     }
     con.close()
@@ -132,7 +134,12 @@ def test_every_job_file_key_is_explained_in_the_example_job():
 def test_the_demos_follow_up_commands_run(demo_dir):
     folder, _ = demo_dir
     job = folder / "demo.toml"
-    for command in (["run", str(job), "--day", "2026-11-02", "--json"], ["report", str(job), "latest", "--format", "md"],
-                    ["status", str(job)], ["alerts", "list", str(job)], ["validate", str(job)]):
+    for command in (
+        ["run", str(job), "--day", "2026-11-02", "--json"],
+        ["report", str(job), "latest", "--format", "md"],
+        ["status", str(job)],
+        ["alerts", "list", str(job)],
+        ["validate", str(job)],
+    ):
         done = subprocess.run([sys.executable, "-m", "drift", *command], capture_output=True, text=True, timeout=900)
         assert done.returncode in (0, 1) if command[0] == "status" else done.returncode == 0, (command, done.stderr)

@@ -108,14 +108,19 @@ def test_loading_the_encoders_leaves_the_processes_logging_and_environment_alone
 
 
 def test_pretrained_is_read_one_way_by_the_config_and_the_encoder(tmp_path):
-    """"v1.0" was a hub tag to the config and a checkpoint path to the encoder."""
+    """ "v1.0" was a hub tag to the config and a checkpoint path to the encoder."""
     from drift.config import load_job
     from drift.features.embed.clip import source_of
 
     job = tmp_path / "job.toml"
     base = '[job]\nname = "s"\n[inputs]\nlog = "l/*.parquet"\nroots = ["d"]\n[baseline]\nname = "b"\n[image]\n'
-    for value, source in [("v1.0", "hub"), ("laion2b_s34b_b79k", "hub"), ("clip.pt", "checkpoint"), ("w/clip.bin", "checkpoint"),
-                          ("untrained", "untrained")]:
+    for value, source in [
+        ("v1.0", "hub"),
+        ("laion2b_s34b_b79k", "hub"),
+        ("clip.pt", "checkpoint"),
+        ("w/clip.bin", "checkpoint"),
+        ("untrained", "untrained"),
+    ]:
         job.write_text(base + f'pretrained = "{value}"\n')
         config = load_job(job)
         assert source_of(config.image.pretrained) == source, value
@@ -165,7 +170,9 @@ def test_static_int8_on_onnx_runtime_is_close_to_fp32_and_a_function_of_the_item
     rng = np.random.default_rng(5)
     calibration = rng.integers(0, 255, (24, 64, 64, 3), dtype=np.uint8)
     fp32 = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime")
-    int8 = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8", calibration=calibration)
+    int8 = ImageEncoder(
+        "drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8", calibration=calibration
+    )
     pixels = rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8)
     batch = int8.encode_pixels(pixels)
     assert np.sum(batch * fp32.encode_pixels(pixels), axis=1).min() >= 0.99
@@ -176,10 +183,16 @@ def test_static_int8_on_onnx_runtime_is_close_to_fp32_and_a_function_of_the_item
     identity = int8.identity()["backend"]
     assert identity["precision"] == "int8-static" and len(identity["calibration_sha256"]) == 64
     # another calibration set is another encoder: its vectors are not compared with these
-    other = ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8", calibration=calibration[:12])
+    other = ImageEncoder(
+        "drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8", calibration=calibration[:12]
+    )
     assert not same_encoder(int8.identity(), other.identity())
-    assert same_encoder(int8.identity(), ImageEncoder("drift-tiny", str(local), architecture=arch, backend="onnxruntime",
-                                                      quantize="int8", calibration=calibration.copy()).identity())
+    assert same_encoder(
+        int8.identity(),
+        ImageEncoder(
+            "drift-tiny", str(local), architecture=arch, backend="onnxruntime", quantize="int8", calibration=calibration.copy()
+        ).identity(),
+    )
 
 
 def test_a_baseline_carries_its_calibration_set_and_a_run_embeds_with_it(world):
@@ -207,5 +220,8 @@ def test_a_baseline_carries_its_calibration_set_and_a_run_embeds_with_it(world):
     assert crops.dtype == np.uint8 and 8 <= len(crops) <= 64
     assert manifest["embedder"]["clip"]["backend"]["precision"] == "int8-static"
     result = run_job(config, f"{BASE_DAY + timedelta(days=3):%Y-%m-%d}")  # refused if its encoder differed
-    assert result.summary["encoder"]["clip"]["backend"]["calibration_sha256"] == manifest["embedder"]["clip"]["backend"]["calibration_sha256"]
+    assert (
+        result.summary["encoder"]["clip"]["backend"]["calibration_sha256"]
+        == manifest["embedder"]["clip"]["backend"]["calibration_sha256"]
+    )
     assert any(s["status"] == "ok" for s in result.summary["segments"])

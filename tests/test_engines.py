@@ -32,8 +32,14 @@ def cluster():
     """A local cluster of 2 CPUs on 127.0.0.1, stopped when the module ends."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             _node_ip_address="127.0.0.1")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
     yield ray
     ray.shutdown()
 
@@ -55,7 +61,8 @@ def ray_world(tmp_path, tiny_clip):
     local = write_job(tmp_path, tiny_clip)
     ray_job = tmp_path / "ray.toml"
     ray_job.write_text(
-        local.read_text().replace('[baseline]', '[engine]\nkind = "ray"\naddress = "local"\nbatch_size = 40\n\n[baseline]')
+        local.read_text()
+        .replace("[baseline]", '[engine]\nkind = "ray"\naddress = "local"\nbatch_size = 40\n\n[baseline]')
         .replace('path = "alerts.jsonl"', 'path = "alerts-ray.jsonl"')
         + '\n[store]\ndatabase = "ray.duckdb"\n'
     )
@@ -106,7 +113,9 @@ def test_pieces_featurized_apart_join_in_the_order_of_the_sample():
             descriptors=pl.DataFrame({"input_id": ids, "n_keys": [float(len(d)) for d in docs]}),
             embeddings={"clip": np.array([[float(i[-1]), 1.0] for i in ids], dtype=np.float32)},
             tables={
-                "tags": pl.DataFrame({"input_id": [i for i in ids for _ in (0, 1)], "path": [p for _ in ids for p in ("$.a", "$.b")]}),
+                "tags": pl.DataFrame(
+                    {"input_id": [i for i in ids for _ in (0, 1)], "path": [p for _ in ids for p in ("$.a", "$.b")]}
+                ),
                 "schema": pl.DataFrame({"schema": [orjson.dumps(_schema(docs)).decode()]}),
             },
         )

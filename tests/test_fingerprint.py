@@ -20,12 +20,22 @@ from drift.verdict.structure import structure_checks
 LIMITS = {"max_bytes": 1_000_000, "max_depth": 32, "max_array": 10_000}
 
 
-def tool_response(rng: random.Random, *, drop_rate: float = 0.0, string_rate: float = 0.0, status_extra: str | None = None,
-                  null_rate: float = 0.0, key_pattern: str = "date") -> dict:
+def tool_response(
+    rng: random.Random,
+    *,
+    drop_rate: float = 0.0,
+    string_rate: float = 0.0,
+    status_extra: str | None = None,
+    null_rate: float = 0.0,
+    key_pattern: str = "date",
+) -> dict:
     """A pricing tool's response: an enum, a map keyed by dates, arrays of records of varying length."""
     offers = [
-        {"offer_id": str(uuid.UUID(int=rng.getrandbits(128))), "price": round(rng.uniform(5, 500), 2),
-         "seller": {"name": f"Seller {rng.randint(1, 400)}", "rating": rng.randint(1, 5)}}
+        {
+            "offer_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "price": round(rng.uniform(5, 500), 2),
+            "seller": {"name": f"Seller {rng.randint(1, 400)}", "rating": rng.randint(1, 5)},
+        }
         for _ in range(rng.randint(1, 9))
     ]
     days = rng.randint(2, 6)
@@ -74,19 +84,42 @@ def drifted(ref_docs, cur_docs) -> dict[tuple[str, str], object]:
 
 
 def test_string_formats():
-    cases = {"2026-11-24": "date", "2026-11-24T03:00:00Z": "date-time", "2026-11-24 03:00:00.123+01:00": "date-time",
-             "9f1c2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b": "uuid", "ana@example.com": "email", "https://x.example/a?b=1": "uri",
-             "12.50": "numeric", "-3": "numeric", '{"a": 1}': "json", "[1, 2]": "json", "hello": "text", "": "text",
-             "2026 was a year": "text", "{not json}": "text"}
+    cases = {
+        "2026-11-24": "date",
+        "2026-11-24T03:00:00Z": "date-time",
+        "2026-11-24 03:00:00.123+01:00": "date-time",
+        "9f1c2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b": "uuid",
+        "ana@example.com": "email",
+        "https://x.example/a?b=1": "uri",
+        "12.50": "numeric",
+        "-3": "numeric",
+        '{"a": 1}': "json",
+        "[1, 2]": "json",
+        "hello": "text",
+        "": "text",
+        "2026 was a year": "text",
+        "{not json}": "text",
+    }
     assert {s: string_format(s) for s in cases} == cases
 
 
 def test_key_classes():
     from drift.features.fingerprint.walk import key_class
 
-    cases = {"123": "int", "-7": "int", "9f1c2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b": "uuid", "2026-11-24": "date",
-             "2026-11-24T03:00:00Z": "date", "0a1b2c3d4e5f": "hex", "USD": "currency", "id": None, "Usd": None,
-             "0a1b2c3d4e5": None, "": None, "١٢٣": None}
+    cases = {
+        "123": "int",
+        "-7": "int",
+        "9f1c2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b": "uuid",
+        "2026-11-24": "date",
+        "2026-11-24T03:00:00Z": "date",
+        "0a1b2c3d4e5f": "hex",
+        "USD": "currency",
+        "id": None,
+        "Usd": None,
+        "0a1b2c3d4e5": None,
+        "": None,
+        "١٢٣": None,
+    }
     assert {k: key_class(k) for k in cases} == cases
 
 
@@ -106,7 +139,12 @@ def test_a_value_is_one_value_whatever_its_json_type():
     seen = observe({"a": [5, "5", True, "true", -12, "-12", 2**70, str(2**70), "x", "x"]}, 32, 100)
     assert sorted(seen["values"]["$.a[]"]) == sorted(["5", "true", "-12", str(2**70), "x"])
     assert sorted(seen["hashes"]["$.a[]"]) == sorted(zlib.crc32(v.encode()) for v in seen["values"]["$.a[]"])
-    assert {(t, f) for p, t, f in seen["tags"] if p == "$.a[]"} == {("int", ""), ("bool", ""), ("string", "numeric"), ("string", "text")}
+    assert {(t, f) for p, t, f in seen["tags"] if p == "$.a[]"} == {
+        ("int", ""),
+        ("bool", ""),
+        ("string", "numeric"),
+        ("string", "text"),
+    }
 
 
 def test_a_crowded_path_keeps_the_smallest_hashes_of_its_distinct_values():
@@ -142,27 +180,54 @@ def test_a_batch_keeps_each_document_apart_and_refused_ones_out():
     featurizer.add("third", opened[2])
     tables = featurizer.finish().tables
     assert sorted(tables["tags"].rows()) == [
-        ("first", "$", "object", ""), ("first", "$.a", "int", ""), ("first", "$.tags", "array", ""),
-        ("first", "$.tags[]", "string", "text"), ("third", "$", "object", ""), ("third", "$.b", "string", "date"),
+        ("first", "$", "object", ""),
+        ("first", "$.a", "int", ""),
+        ("first", "$.tags", "array", ""),
+        ("first", "$.tags[]", "string", "text"),
+        ("third", "$", "object", ""),
+        ("third", "$.b", "string", "date"),
     ]
-    assert sorted(tables["values"].rows()) == [("first", "$.a", "1"), ("first", "$.tags[]", "x"), ("first", "$.tags[]", "y"),
-                                               ("third", "$.b", "2026-11-24")]
+    assert sorted(tables["values"].rows()) == [
+        ("first", "$.a", "1"),
+        ("first", "$.tags[]", "x"),
+        ("first", "$.tags[]", "y"),
+        ("third", "$.b", "2026-11-24"),
+    ]
     assert tables["arrays"].rows() == [("first", "$.tags", 2.0)] and tables["shapes"]["input_id"].to_list() == ["first", "third"]
 
 
 def test_paths_maps_and_shapes():
-    doc = {"id": 1, "items": [{"price": 1.5}, {"price": 2}], "by_id": {"9f1c2e3d4b5a6978": {"n": 1}, "0a1b2c3d4e5f6789": {"n": None}},
-           "rates": {"USD": 1.0, "EUR": 0.9}, "meta": {"next": None}, "big": 2**60, "raw": '{"x": 1}'}
+    doc = {
+        "id": 1,
+        "items": [{"price": 1.5}, {"price": 2}],
+        "by_id": {"9f1c2e3d4b5a6978": {"n": 1}, "0a1b2c3d4e5f6789": {"n": None}},
+        "rates": {"USD": 1.0, "EUR": 0.9},
+        "meta": {"next": None},
+        "big": 2**60,
+        "raw": '{"x": 1}',
+    }
     seen = observe(doc, 32, 100)
     tags = {(p, t) for p, t, _ in seen["tags"]}
-    assert {("$.items[].price", "float"), ("$.items[].price", "int"), ("$.by_id.{*}.n", "int"), ("$.by_id.{*}.n", "null"),
-            ("$.rates.{*}", "float"), ("$.meta.next", "null"), ("$.id", "int")} <= tags
+    assert {
+        ("$.items[].price", "float"),
+        ("$.items[].price", "int"),
+        ("$.by_id.{*}.n", "int"),
+        ("$.by_id.{*}.n", "null"),
+        ("$.rates.{*}", "float"),
+        ("$.meta.next", "null"),
+        ("$.id", "int"),
+    } <= tags
     assert not any("9f1c" in p or "USD" in p for p, _ in tags)
     assert ("$.by_id", "hex") in seen["keys"] and ("$.rates", "currency") in seen["keys"] and ("$", "record") in seen["keys"]
     assert ("$.raw", "string", "json") in seen["tags"] and seen["big_ints"] == 1 and seen["depth"] == 3
     assert seen["arrays"]["$.items"] == 2  # the document's median array length
     # Other ids, values and array lengths: the same shape. Another type: another shape.
-    same = {**doc, "id": 7, "items": [{"price": 9.0}, {"price": 3}, {"price": 4.25}], "by_id": {"ffffeeeeddddcccc": {"n": 2}, "aaaa0000bbbb1111": {"n": None}, "1234567890abcdef": {"n": 5}}}
+    same = {
+        **doc,
+        "id": 7,
+        "items": [{"price": 9.0}, {"price": 3}, {"price": 4.25}],
+        "by_id": {"ffffeeeeddddcccc": {"n": 2}, "aaaa0000bbbb1111": {"n": None}, "1234567890abcdef": {"n": 5}},
+    }
     assert observe(same, 32, 100)["shape"] == seen["shape"]
     assert observe({**doc, "id": "1"}, 32, 100)["shape"] != seen["shape"]
 

@@ -35,7 +35,16 @@ def sample(pattern, window=DAY, cap=1000, seed=0):
 
 
 def rows_for(n, source="s", kind="payload", day="2026-05-01"):
-    return [{"input_id": f"{source}-{i}", "received_at": f"{day}T{i % 24:02d}:00:00", "kind": kind, "source": source, "uri": f"x{i}.json"} for i in range(n)]
+    return [
+        {
+            "input_id": f"{source}-{i}",
+            "received_at": f"{day}T{i % 24:02d}:00:00",
+            "kind": kind,
+            "source": source,
+            "uri": f"x{i}.json",
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("name", ["log.parquet", "log.jsonl", "log.csv"])
@@ -48,8 +57,20 @@ def test_every_format_reads_the_same(tmp_path, name):
 def test_times_without_zone_are_utc_and_zones_are_honoured(tmp_path):
     rows = [
         {"input_id": "a", "received_at": "2026-05-01T23:30:00", "kind": "image", "source": "s", "uri": "a"},
-        {"input_id": "b", "received_at": "2026-05-02T01:30:00+02:00", "kind": "image", "source": "s", "uri": "b"},  # 23:30 UTC on the 1st
-        {"input_id": "c", "received_at": "2026-05-01T00:30:00+02:00", "kind": "image", "source": "s", "uri": "c"},  # 22:30 UTC on Apr 30
+        {
+            "input_id": "b",
+            "received_at": "2026-05-02T01:30:00+02:00",
+            "kind": "image",
+            "source": "s",
+            "uri": "b",
+        },  # 23:30 UTC on the 1st
+        {
+            "input_id": "c",
+            "received_at": "2026-05-01T00:30:00+02:00",
+            "kind": "image",
+            "source": "s",
+            "uri": "c",
+        },  # 22:30 UTC on Apr 30
         {"input_id": "d", "received_at": "2026-05-02T00:00:00Z", "kind": "image", "source": "s", "uri": "d"},  # end is exclusive
     ]
     assert sorted(sample(log(tmp_path, rows)).rows["input_id"]) == ["a", "b"]
@@ -127,10 +148,15 @@ def test_roots_refuse_escapes_through_dotdot_and_symlinks(tmp_path):
 def test_days_outside_the_window_are_never_read_with_hive_partitions(tmp_path):
     """A row without a time in another day's partition is not this night's bad_time: that
     partition is never opened. Without partitions, every run counts it."""
-    for day, rows in (("2026-05-01", rows_for(20)), ("2026-04-01", [{**rows_for(1, "old", day="2026-04-01")[0], "received_at": None}])):
+    for day, rows in (
+        ("2026-05-01", rows_for(20)),
+        ("2026-04-01", [{**rows_for(1, "old", day="2026-04-01")[0], "received_at": None}]),
+    ):
         folder = tmp_path / "log" / f"dt={day}"
         folder.mkdir(parents=True)
-        pl.DataFrame(rows, schema={k: pl.Utf8 for k in rows[0]}).with_columns(pl.col("received_at").str.to_datetime(time_zone="UTC")).write_parquet(folder / "part.parquet")
+        pl.DataFrame(rows, schema={k: pl.Utf8 for k in rows[0]}).with_columns(
+            pl.col("received_at").str.to_datetime(time_zone="UTC")
+        ).write_parquet(folder / "part.parquet")
     partitioned = sample(str(tmp_path / "log" / "dt=*" / "*.parquet"))
     assert partitioned.rows.height == 20 and partitioned.rejects.height == 0
     con = connect()

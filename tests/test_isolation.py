@@ -89,8 +89,14 @@ def test_batches_open_many_inputs_per_call_and_a_failed_batch_is_opened_one_by_o
     # The first batch opened in one call; the second lost its worker to "die" and was opened again
     # one input per task: the crash and the hang are each classified, the others still opened.
     assert outcome == {
-        "ok:1": (1, True), "refuse": "corrupt", "bug": "internal", "ok:2": (2, True),
-        "die": "crashed", "ok:3": (3, False), "hang": "timeout", "ok:4": (4, False),
+        "ok:1": (1, True),
+        "refuse": "corrupt",
+        "bug": "internal",
+        "ok:2": (2, True),
+        "die": "crashed",
+        "ok:3": (3, False),
+        "hang": "timeout",
+        "ok:4": (4, False),
     }
 
 
@@ -100,6 +106,8 @@ def test_a_payload_worker_imports_no_frames_library_and_no_other_kind():
     import sys
 
     heavy = ("polars", "pyarrow", "PIL", "pypdfium2", "pypdf", "torch", "open_clip", "scipy", "sklearn")
-    code = f"import sys, drift.features.isolation, drift.features.kinds.payload; print([m for m in {heavy!r} if m in sys.modules])"
+    code = (
+        f"import sys, drift.features.isolation, drift.features.kinds.payload; print([m for m in {heavy!r} if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

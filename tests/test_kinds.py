@@ -39,7 +39,9 @@ def gradient(mode="RGB", size=(80, 60)) -> Image.Image:
     return Image.merge("RGB", [Image.fromarray(arr)] * 3).convert(mode)
 
 
-@pytest.mark.parametrize("mode, fmt", [("P", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("L", "TIFF"), ("1", "BMP")])
+@pytest.mark.parametrize(
+    "mode, fmt", [("P", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("L", "TIFF"), ("1", "BMP")]
+)
 def test_every_mode_becomes_rgb_crops(mode, fmt):
     opened = open_image(encode(gradient(mode), fmt), IMAGE_LIMITS)
     assert opened["pixels"].shape == (32, 32, 3) and opened["pixels"].dtype == np.uint8
@@ -146,7 +148,11 @@ def test_documents_give_their_text_and_first_page_to_the_encoders(tmp_path):
     assert open_document(demo_world.invoice_pdf(rng), {**DOC_LIMITS, "page_size": 0})["page"] is None
     note = tmp_path / "note.txt"
     note.write_text("Pay   within\n30 days.")
-    assert open_document(note, DOC_LIMITS) | {"descriptors": None} == {"descriptors": None, "text": "Pay within 30 days.", "page": None}
+    assert open_document(note, DOC_LIMITS) | {"descriptors": None} == {
+        "descriptors": None,
+        "text": "Pay within 30 days.",
+        "page": None,
+    }
 
 
 def test_document_failures_are_classified(tmp_path):
@@ -173,8 +179,15 @@ def test_plain_text_documents_are_described(tmp_path):
 
 @pytest.mark.parametrize(
     "family, producer",
-    [("scanner", "CamScanner"), ("latex", "pdfTeX-1.40.25"), ("office", "Microsoft® Word for Microsoft 365"),
-     ("print", "Skia/PDF m120"), ("generator", "ReportLab PDF Library"), ("other", "Acme"), ("(none)", "")],
+    [
+        ("scanner", "CamScanner"),
+        ("latex", "pdfTeX-1.40.25"),
+        ("office", "Microsoft® Word for Microsoft 365"),
+        ("print", "Skia/PDF m120"),
+        ("generator", "ReportLab PDF Library"),
+        ("other", "Acme"),
+        ("(none)", ""),
+    ],
 )
 def test_producer_families(family, producer):
     assert producer_family(producer, "") == family
@@ -182,7 +195,12 @@ def test_producer_families(family, producer):
 
 def test_page_size_classes():
     assert [page_size_class(*s) for s in [(595, 842), (842, 595), (612, 792), (226, 600), (300, 300)]] == [
-        "a4", "a4", "letter", "receipt", "other"]
+        "a4",
+        "a4",
+        "letter",
+        "receipt",
+        "other",
+    ]
 
 
 def test_payload_observation_and_descriptors():
@@ -193,8 +211,14 @@ def test_payload_observation_and_descriptors():
     tables = featurizer.finish().tables
     assert ("doc", "$.items[].price", "float", "") in tables["tags"].rows()
     assert tables["numbers"].filter(pl.col("path") == "$.items[].price").rows() == [("doc", "$.items[].price", 1.5)]  # the median
-    assert opened["descriptors"] == {"bytes": len(orjson.dumps(doc)), "node_count": 8.0, "depth": 3.0, "top_type": "object",
-                                     "had_bom": 0.0, "big_ints": 1.0}
+    assert opened["descriptors"] == {
+        "bytes": len(orjson.dumps(doc)),
+        "node_count": 8.0,
+        "depth": 3.0,
+        "top_type": "object",
+        "had_bom": 0.0,
+        "big_ints": 1.0,
+    }
 
 
 def test_payload_failures_and_notes():

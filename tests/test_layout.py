@@ -42,7 +42,16 @@ def test_no_two_modules_import_each_other():
 # floors below it, never one above, so the tree reads as the data flow.
 FLOORS = [
     # the ground floor: the shapes of results, the job file, and what every stage uses
-    {"drift", "drift.errors", "drift.progress", "drift.versions", "drift.locations", "drift.record", "drift.config", "drift.clock"},
+    {
+        "drift",
+        "drift.errors",
+        "drift.progress",
+        "drift.versions",
+        "drift.locations",
+        "drift.record",
+        "drift.config",
+        "drift.clock",
+    },
     {"drift.sources"},  # where inputs live, and the night's sample
     {"drift.features"},  # kinds, isolation, embeddings, fingerprints, engines: items -> FeatureSets
     {"drift.verdict"},  # tests, comparisons, the policy: FeatureSets -> findings and verdicts
@@ -56,7 +65,9 @@ FLOORS = [
 
 def floor_of(module: str) -> int:
     matches = [
-        (len(prefix), i) for i, floor in enumerate(FLOORS) for prefix in floor
+        (len(prefix), i)
+        for i, floor in enumerate(FLOORS)
+        for prefix in floor
         if module == prefix or (prefix != "drift" and module.startswith(prefix + "."))
     ]
     assert matches, f"{module} is on no floor: add it to FLOORS and docs/architecture.md"
@@ -65,10 +76,7 @@ def floor_of(module: str) -> int:
 
 def test_imports_point_down_the_flow():
     upward = sorted(
-        (module, target)
-        for module, targets in imports().items()
-        for target in targets
-        if floor_of(target) > floor_of(module)
+        (module, target) for module, targets in imports().items() for target in targets if floor_of(target) > floor_of(module)
     )
     assert upward == []
 

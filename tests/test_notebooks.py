@@ -22,7 +22,9 @@ def execute(name: str, monkeypatch, **env) -> nbformat.NotebookNode:
 def outputs(notebook) -> str:
     return "\n".join(
         str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
-        for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
     )
 
 

@@ -34,7 +34,9 @@ SETUP_KEYS = {"AWS_ACCESS_KEY_ID": "setup", "AWS_SECRET_ACCESS_KEY": "setup", "A
 def _client(upstream: str):
     import boto3
 
-    return boto3.client("s3", endpoint_url=upstream, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+    return boto3.client(
+        "s3", endpoint_url=upstream, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup"
+    )
 
 
 def _upload(client, bucket: str, folder: Path, prefix: str) -> None:
@@ -57,8 +59,15 @@ def _s3_job(local_job: Path, endpoint: str, bucket: str, extra: str = "") -> Pat
 
 def _verdicts(summary: dict) -> list:
     return sorted(
-        (s["kind"], s["source"], s["status"], s["severity"], s["n_sampled"], s["n_errors"],
-         tuple(sorted((f["check"], f["target"], f["status"]) for f in s["findings"])))
+        (
+            s["kind"],
+            s["source"],
+            s["status"],
+            s["severity"],
+            s["n_sampled"],
+            s["n_errors"],
+            tuple(sorted((f["check"], f["target"], f["status"]) for f in s["findings"])),
+        )
         for s in summary["segments"]
     )
 
@@ -82,8 +91,12 @@ def test_a_world_in_a_bucket_gives_the_verdicts_it_gives_on_disk(world, monkeypa
             results[job.name] = run_job(config, QUIET_DAY).summary
         keys = {o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="baselines/t/ref/")["Contents"]}
         # the report's thumbnails come from the bucket too
-        photo_key = next(o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="data/")["Contents"] if o["Key"].endswith(".jpg"))
-        summary = {"segments": [{"kind": "image", "evidence": {"unlike": [{"input_id": "p", "path": f"s3://agent/{photo_key}"}]}}]}
+        photo_key = next(
+            o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="data/")["Contents"] if o["Key"].endswith(".jpg")
+        )
+        summary = {
+            "segments": [{"kind": "image", "evidence": {"unlike": [{"input_id": "p", "path": f"s3://agent/{photo_key}"}]}}]
+        }
         pictures = report_pictures(summary, load_job(s3_job))
 
     assert _verdicts(results["s3.toml"]) == _verdicts(results["job.toml"])
@@ -121,11 +134,16 @@ def test_missing_denied_slow_and_outside_objects_are_input_errors(tmp_path, tiny
             {"input_id": "climb", "uri": "s3://guarded/data/../private/x.jpg"},
         ]
         log = tmp_path / "log.parquet"
-        pl.DataFrame([{**r, "received_at": (day + timedelta(hours=1)).isoformat(), "kind": "image", "source": "cam"} for r in rows]).write_parquet(log)
+        pl.DataFrame(
+            [{**r, "received_at": (day + timedelta(hours=1)).isoformat(), "kind": "image", "source": "cam"} for r in rows]
+        ).write_parquet(log)
         client.upload_file(str(log), "guarded", "log.parquet")
         job = _s3_job(write_job(tmp_path, tiny_clip), endpoint, "guarded")
-        job.write_text(job.read_text().replace("s3://guarded/logs/*.parquet", "s3://guarded/log.parquet").replace(
-            "batch_size = 16", "batch_size = 16\nmax_bytes = 30000"))
+        job.write_text(
+            job.read_text()
+            .replace("s3://guarded/logs/*.parquet", "s3://guarded/log.parquet")
+            .replace("batch_size = 16", "batch_size = 16\nmax_bytes = 30000")
+        )
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unused")
         for key, value in enforce_iam(upstream, "arn:aws:s3:::guarded/data/denied/*").items():
             monkeypatch.setenv(key, value)
@@ -135,8 +153,14 @@ def test_missing_denied_slow_and_outside_objects_are_input_errors(tmp_path, tiny
 
     [segment] = analysis.segments.values()
     errors = {e.input_id: e.category for e in segment.errors}
-    assert errors == {"denied": "forbidden", "slow": "timeout", "gone": "missing", "big": "too_large",
-                      "outside": "outside_roots", "climb": "outside_roots"}
+    assert errors == {
+        "denied": "forbidden",
+        "slow": "timeout",
+        "gone": "missing",
+        "big": "too_large",
+        "outside": "outside_roots",
+        "climb": "outside_roots",
+    }
     assert sorted(segment.features.ids) == ["a", "b", "c"]
 
 

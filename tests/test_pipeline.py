@@ -109,7 +109,10 @@ def test_rerun_replaces_the_run_and_sends_nothing_new(world):
     root, job = world
     config, _ = build_baseline(job)
     first = run_job(config, DRIFT_DAY)
-    counts = {t: rows(config, f"SELECT count(*) FROM {t}")[0][0] for t in ("runs", "samples", "findings", "descriptors", "segments", "outbox")}
+    counts = {
+        t: rows(config, f"SELECT count(*) FROM {t}")[0][0]
+        for t in ("runs", "samples", "findings", "descriptors", "segments", "outbox")
+    }
     second = run_job(config, DRIFT_DAY)
     assert first.run_id != second.run_id
     again = {t: rows(config, f"SELECT count(*) FROM {t}")[0][0] for t in counts}
@@ -141,8 +144,11 @@ def test_the_logs_extra_columns_are_kept_as_metadata(world):
     frame.with_columns(pl.lit("acme").alias("tenant"), pl.int_range(pl.len()).alias("attempt")).write_parquet(log)
     config, _ = build_baseline(job)
     result = run_job(config, QUIET_DAY)
-    metas = rows(config, "SELECT meta->>'tenant', CAST(meta->>'attempt' AS INTEGER) FROM samples WHERE run_id = ? ORDER BY 2",
-                 [result.run_id])
+    metas = rows(
+        config,
+        "SELECT meta->>'tenant', CAST(meta->>'attempt' AS INTEGER) FROM samples WHERE run_id = ? ORDER BY 2",
+        [result.run_id],
+    )
     assert metas and {m[0] for m in metas} == {"acme"} and metas[0][1] is not None
 
 
@@ -163,10 +169,38 @@ def test_every_sampled_input_is_an_item_or_an_error(world, tmp_path):
     outside.write_text("not for the monitor")
     day = BASE_DAY + timedelta(days=3)
     extra = [
-        {"input_id": "escape", "received_at": day.isoformat(), "kind": "document", "source": "partner", "uri": str(outside), "body": None},
-        {"input_id": "dotdot", "received_at": day.isoformat(), "kind": "image", "source": "app", "uri": "../../secret.txt", "body": None},
-        {"input_id": "gone", "received_at": day.isoformat(), "kind": "image", "source": "app", "uri": "../data/nope.jpg", "body": None},
-        {"input_id": "inline", "received_at": day.isoformat(), "kind": "payload", "source": "orders", "uri": None, "body": "{not json"},
+        {
+            "input_id": "escape",
+            "received_at": day.isoformat(),
+            "kind": "document",
+            "source": "partner",
+            "uri": str(outside),
+            "body": None,
+        },
+        {
+            "input_id": "dotdot",
+            "received_at": day.isoformat(),
+            "kind": "image",
+            "source": "app",
+            "uri": "../../secret.txt",
+            "body": None,
+        },
+        {
+            "input_id": "gone",
+            "received_at": day.isoformat(),
+            "kind": "image",
+            "source": "app",
+            "uri": "../data/nope.jpg",
+            "body": None,
+        },
+        {
+            "input_id": "inline",
+            "received_at": day.isoformat(),
+            "kind": "payload",
+            "source": "orders",
+            "uri": None,
+            "body": "{not json",
+        },
     ]
     write_day(root, day, seed=10, extra_rows=extra)
     config, _ = build_baseline(job)
@@ -305,9 +339,16 @@ def test_sources_whose_names_read_alike_as_file_names_keep_apart(world):
     root, job = world
     day = BASE_DAY + timedelta(days=3)
     extra = [
-        {"input_id": f"{source}-{i}", "received_at": (day + timedelta(hours=i)).isoformat(), "kind": "image",
-         "source": source, "uri": f"../data/{day:%Y-%m-%d}/img_{i}.jpg", "body": None}
-        for source in ("cam one", "cam_one", "cam/one") for i in range(12)
+        {
+            "input_id": f"{source}-{i}",
+            "received_at": (day + timedelta(hours=i)).isoformat(),
+            "kind": "image",
+            "source": source,
+            "uri": f"../data/{day:%Y-%m-%d}/img_{i}.jpg",
+            "body": None,
+        }
+        for source in ("cam one", "cam_one", "cam/one")
+        for i in range(12)
     ]
     write_day(root, day, seed=10, extra_rows=extra)
     config, _ = build_baseline(job)
@@ -332,8 +373,11 @@ def test_documents_new_template_and_scan_wave_are_named(tmp_path, tiny_clip):
         segment = next(s for s in summary["segments"] if s["kind"] == "document")
         assert segment["drifted"]
         # each target said once, though several methods found it; the alert's title is the headline
-        assert len(segment["changes"]) == len(set(segment["changes"])) == len(
-            {f["target"] for f in segment["findings"] if f["status"] == "drift"})
+        assert (
+            len(segment["changes"])
+            == len(set(segment["changes"]))
+            == len({f["target"] for f in segment["findings"] if f["status"] == "drift"})
+        )
         for alert in summary["alerts"]:
             if "/document/" in alert["dedup_key"]:
                 assert alert["title"].endswith(segment["changes"][0]), alert["title"]

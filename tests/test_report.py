@@ -23,22 +23,50 @@ HOSTILE = '<script>alert("x")</script>'
 
 def hostile_summary() -> dict:
     finding = {
-        "check": "schema_breaking", "target": f"$.{HOSTILE} type", "method": "chi2", "statistic": 1.0,
-        "p_value": 0.001, "p_adjusted": 0.002, "effect_size": 0.4, "effect_threshold": 0.05, "n_ref": 100,
-        "n_cur": 100, "status": "drift", "severity": "critical",
+        "check": "schema_breaking",
+        "target": f"$.{HOSTILE} type",
+        "method": "chi2",
+        "statistic": 1.0,
+        "p_value": 0.001,
+        "p_adjusted": 0.002,
+        "effect_size": 0.4,
+        "effect_threshold": 0.05,
+        "n_ref": 100,
+        "n_cur": 100,
+        "status": "drift",
+        "severity": "critical",
         "detail": {"old": "number 100%", "new": f"string 31% {HOSTILE}", "examples": ['<img src=x onerror="alert(1)">']},
     }
     return {
-        "run_id": "r1", "job": "shop", "status": "completed",
+        "run_id": "r1",
+        "job": "shop",
+        "status": "completed",
         "window": {"start": "2026-11-02T00:00:00+00:00", "end": "2026-11-03T00:00:00+00:00"},
         "baseline": {"name": "<b>base</b>", "window": {"start": "2026-10-01", "end": "2026-11-01"}},
         "encoder": None,
         "log_rejects": [{"reason": "missing_id", "n_rows": 1, "examples": HOSTILE}],
-        "segments": [{"kind": "payload", "source": HOSTILE, "status": "ok", "n_population": 100, "n_sampled": 100,
-                      "n_errors": 0, "errors": {}, "n_checks": 3, "drifted": True, "severity": "critical",
-                      "findings": [finding]}],
-        "alerts": [{"severity": "critical", "dedup_key": f"drift/shop/payload/{HOSTILE}/schema_breaking",
-                    "title": f"[critical] shop: payload/{HOSTILE}"}],
+        "segments": [
+            {
+                "kind": "payload",
+                "source": HOSTILE,
+                "status": "ok",
+                "n_population": 100,
+                "n_sampled": 100,
+                "n_errors": 0,
+                "errors": {},
+                "n_checks": 3,
+                "drifted": True,
+                "severity": "critical",
+                "findings": [finding],
+            }
+        ],
+        "alerts": [
+            {
+                "severity": "critical",
+                "dedup_key": f"drift/shop/payload/{HOSTILE}/schema_breaking",
+                "title": f"[critical] shop: payload/{HOSTILE}",
+            }
+        ],
     }
 
 
@@ -76,8 +104,21 @@ def test_report_command_renders_the_latest_run_in_every_format(world, tmp_path):
 
 
 def finding(check, subject, method, detail, *, aspect=Aspect.NONE, severity="warning", effect=0.5, statistic=None, counts=None):
-    return Finding(check=check, target=target_of(subject, aspect), subject=subject, aspect=aspect, method=method, status="drift",
-                   severity=severity, effect_size=effect, statistic=statistic, detail=detail, n_ref=200, n_cur=120, counts=counts)
+    return Finding(
+        check=check,
+        target=target_of(subject, aspect),
+        subject=subject,
+        aspect=aspect,
+        method=method,
+        status="drift",
+        severity=severity,
+        effect_size=effect,
+        statistic=statistic,
+        detail=detail,
+        n_ref=200,
+        n_cur=120,
+        counts=counts,
+    )
 
 
 def test_what_changed_is_said_in_shares_a_person_reads():
@@ -85,27 +126,65 @@ def test_what_changed_is_said_in_shares_a_person_reads():
 
     scans = finding("descriptor", "text_layer", "fisher", {"ref_rate": 1.0, "cur_rate": 0.54})
     assert sentence("document", "invoices", scans)[1] == (
-        "46% of invoices documents now have no text layer, against none in the baseline.")
-    dark = finding("descriptor", "brightness_mean", "ks", {"ref_median": 120.0, "cur_median": 80.0, "below_ref_p01": 0.15,
-                                                          "above_ref_p99": 0.0})
+        "46% of invoices documents now have no text layer, against none in the baseline."
+    )
+    dark = finding(
+        "descriptor",
+        "brightness_mean",
+        "ks",
+        {"ref_median": 120.0, "cur_median": 80.0, "below_ref_p01": 0.15, "above_ref_p99": 0.0},
+    )
     assert sentence("image", "app", dark)[1] == (
-        "15% of app images are darker than 99% of the baseline (brightness: median 80 against 120 in the baseline, 0.67x).")
-    bigger = finding("descriptor", "file_bytes", "ks", {"ref_median": 1000.0, "cur_median": 1500.0, "below_ref_p01": 0.0,
-                                                        "above_ref_p99": 0.03}, statistic=0.3)
-    assert sentence("document", "d", bigger) == (0.3, "The file size of d documents moved: median 1,500 against 1,000 in the "
-                                                      "baseline, 1.5x; 3% are larger than 99% of the baseline.")
-    producer = finding("descriptor", "producer_family", "chi2", {"ref_top": {"office": 1.0}, "cur_top": {"office": 0.6, "scanner": 0.4}})
-    assert "40% of d documents now have producing software 'scanner', against none in the baseline." == sentence("document", "d", producer)[1]
-    errors = finding("error_rate", "all", "fisher", {"ref_rate": 0.0, "cur_rate": 0.2, "old": "0/200 failed", "new": "24/120 failed"},
-                     aspect=Aspect.INPUT_ERRORS, severity="critical", counts=(0, 24))
+        "15% of app images are darker than 99% of the baseline (brightness: median 80 against 120 in the baseline, 0.67x)."
+    )
+    bigger = finding(
+        "descriptor",
+        "file_bytes",
+        "ks",
+        {"ref_median": 1000.0, "cur_median": 1500.0, "below_ref_p01": 0.0, "above_ref_p99": 0.03},
+        statistic=0.3,
+    )
+    assert sentence("document", "d", bigger) == (
+        0.3,
+        "The file size of d documents moved: median 1,500 against 1,000 in the "
+        "baseline, 1.5x; 3% are larger than 99% of the baseline.",
+    )
+    producer = finding(
+        "descriptor", "producer_family", "chi2", {"ref_top": {"office": 1.0}, "cur_top": {"office": 0.6, "scanner": 0.4}}
+    )
+    assert (
+        "40% of d documents now have producing software 'scanner', against none in the baseline."
+        == sentence("document", "d", producer)[1]
+    )
+    errors = finding(
+        "error_rate",
+        "all",
+        "fisher",
+        {"ref_rate": 0.0, "cur_rate": 0.2, "old": "0/200 failed", "new": "24/120 failed"},
+        aspect=Aspect.INPUT_ERRORS,
+        severity="critical",
+        counts=(0, 24),
+    )
     assert sentence("image", "app", errors)[1] == "20% of app images could not be read (24 of 120), against none in the baseline."
-    gone = finding("schema_breaking", "$.customer.email", "fisher", {"ref_rate": 1.0, "cur_rate": 0.72}, aspect=Aspect.PRESENCE,
-                   severity="critical")
-    assert sentence("payload", "orders", gone)[1] == "$.customer.email is missing from 28% of orders payloads, against none in the baseline."
+    gone = finding(
+        "schema_breaking",
+        "$.customer.email",
+        "fisher",
+        {"ref_rate": 1.0, "cur_rate": 0.72},
+        aspect=Aspect.PRESENCE,
+        severity="critical",
+    )
+    assert (
+        sentence("payload", "orders", gone)[1]
+        == "$.customer.email is missing from 28% of orders payloads, against none in the baseline."
+    )
     novel = finding("embedding", "clip", "conformal", {"novel_share": 0.3, "expected_share": 0.01})
     # Severity first; then what names a change before what only says items differ; one sentence per target.
     assert ranked("image", "app", [novel, dark, errors, dark.model_copy(update={"method": "mmd"})]) == [
-        sentence("image", "app", errors)[1], sentence("image", "app", dark)[1], sentence("image", "app", novel)[1]]
+        sentence("image", "app", errors)[1],
+        sentence("image", "app", dark)[1],
+        sentence("image", "app", novel)[1],
+    ]
 
 
 def test_a_payload_example_marks_the_changed_path_and_a_missing_key():
@@ -129,20 +208,41 @@ def drifted_summary(n_segments: int) -> dict:
     base = summary["segments"][0]
     edges = [float(e) for e in range(25)]
     evidence = {
-        "distributions": [{"target": "file_bytes", "edges": edges, "log": False, "ref": [1 / 24] * 24, "cur": [0.0] * 23 + [1.0],
-                           "n_ref": 200, "n_cur": 100}] * 6,
+        "distributions": [
+            {
+                "target": "file_bytes",
+                "edges": edges,
+                "log": False,
+                "ref": [1 / 24] * 24,
+                "cur": [0.0] * 23 + [1.0],
+                "n_ref": 200,
+                "n_cur": 100,
+            }
+        ]
+        * 6,
         "bars": [{"target": "format", "ref": {HOSTILE: 0.5, "JPEG": 0.5}, "cur": {HOSTILE: 0.9, "$x$": 0.1}}] * 6,
         "unlike": [{"input_id": f"{HOSTILE}-{i}", "path": None} for i in range(6)],
         "typical": [{"input_id": f"base-{i}", "path": None} for i in range(4)],
-        "payload_example": {"input_id": "o-1", "target": "$.total type", "path": "$.total", "truncated": False,
-                            "lines": [["{", False], [f'  "{HOSTILE}": 1,', False], ['  "total": "1.00"', True], ["}", False]]},
+        "payload_example": {
+            "input_id": "o-1",
+            "target": "$.total type",
+            "path": "$.total",
+            "truncated": False,
+            "lines": [["{", False], [f'  "{HOSTILE}": 1,', False], ['  "total": "1.00"', True], ["}", False]],
+        },
     }
-    summary["segments"] = [{**base, "kind": "image", "source": f"s{i}", "changes": [f"{HOSTILE} changed in s{i}"],
-                            "evidence": evidence} for i in range(n_segments)]
-    summary["history"] = {f"image/s{i}": [{"window_start": f"2026-10-{d:02d}", "status": "ok", "drifted": d > 29,
-                                           "severity": "warning" if d > 29 else "none"} for d in range(3, 32)]
-                                          + [{"window_start": "2026-11-02", "status": "ok", "drifted": True, "severity": "critical"}]
-                          for i in range(n_segments)}
+    summary["segments"] = [
+        {**base, "kind": "image", "source": f"s{i}", "changes": [f"{HOSTILE} changed in s{i}"], "evidence": evidence}
+        for i in range(n_segments)
+    ]
+    summary["history"] = {
+        f"image/s{i}": [
+            {"window_start": f"2026-10-{d:02d}", "status": "ok", "drifted": d > 29, "severity": "warning" if d > 29 else "none"}
+            for d in range(3, 32)
+        ]
+        + [{"window_start": "2026-11-02", "status": "ok", "drifted": True, "severity": "critical"}]
+        for i in range(n_segments)
+    }
     return summary
 
 

@@ -15,8 +15,14 @@ import pytest
 from drift.report.html import MAX_BYTES
 
 # As the workplace starts it: without the background-networking flags it calls out at every start.
-FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 HOSTILE_KEY = "<img src=x onerror=alert(1)>debug"  # the demo's orders_api leaks it on the drifted day
 
 

@@ -64,7 +64,9 @@ def test_scheduler_registers_each_job_once_at_its_time_in_its_time_zone(world, t
     _, job = world
     folder = tmp_path / "jobs"
     folder.mkdir()
-    (folder / "a.toml").write_text(job.read_text().replace('name = "t"', 'name = "a"\nschedule = "0 4 * * *"\ntimezone = "America/New_York"'))
+    (folder / "a.toml").write_text(
+        job.read_text().replace('name = "t"', 'name = "a"\nschedule = "0 4 * * *"\ntimezone = "America/New_York"')
+    )
     (folder / "b.toml").write_text(job.read_text().replace('name = "t"', 'name = "b"'))
     (folder / "ignored.example.toml").write_text("not even toml [")
     scheduler = serve(folder, blocking=False, runner=lambda config, day: None)

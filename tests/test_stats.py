@@ -73,8 +73,7 @@ def test_mmd_detects_a_shift_and_is_calibrated_without_one():
     shifted = mmd_test(rng.normal(0, 1, (150, 16)), rng.normal(0.4, 1, (150, 16)), n_permutations=200, seed=0)
     assert shifted.p_value < 0.01 and shifted.effect_size > 0
     p_values = [
-        mmd_test(rng.normal(0, 1, (60, 8)), rng.normal(0, 1, (60, 8)), n_permutations=100, seed=s).p_value
-        for s in range(60)
+        mmd_test(rng.normal(0, 1, (60, 8)), rng.normal(0, 1, (60, 8)), n_permutations=100, seed=s).p_value for s in range(60)
     ]
     # Under the null the permutation p-value is uniform: about 5% below 0.05 (binomial bound).
     assert sum(p < 0.05 for p in p_values) <= 9
@@ -231,10 +230,22 @@ def test_novelty_test_counts_the_share_of_new_items_and_names_them():
 
 def test_yes_no_descriptors_get_fishers_test_and_all_descriptors_a_novelty_check():
     rng = np.random.default_rng(2)
-    ref = pl.DataFrame({"input_id": [f"r{i}" for i in range(350)], "text_layer": (rng.random(350) < 0.95).astype(float),
-                        "pages": rng.integers(1, 4, 350).astype(float), "producer": rng.choice(["word", "libre"], 350)})
-    cur = pl.DataFrame({"input_id": [f"c{i}" for i in range(150)], "text_layer": (rng.random(150) < 0.80).astype(float),
-                        "pages": rng.integers(1, 4, 150).astype(float), "producer": rng.choice(["word", "libre"], 150)})
+    ref = pl.DataFrame(
+        {
+            "input_id": [f"r{i}" for i in range(350)],
+            "text_layer": (rng.random(350) < 0.95).astype(float),
+            "pages": rng.integers(1, 4, 350).astype(float),
+            "producer": rng.choice(["word", "libre"], 350),
+        }
+    )
+    cur = pl.DataFrame(
+        {
+            "input_id": [f"c{i}" for i in range(150)],
+            "text_layer": (rng.random(150) < 0.80).astype(float),
+            "pages": rng.integers(1, 4, 150).astype(float),
+            "producer": rng.choice(["word", "libre"], 150),
+        }
+    )
     results = {r.target: r for r in descriptor_checks(ref, cur)}
     assert results["text_layer"].method == "fisher" and results["text_layer"].detail["old"].startswith("yes in")
     assert results["pages"].method == "ks" and results["producer"].method == "chi2"
@@ -243,7 +254,11 @@ def test_yes_no_descriptors_get_fishers_test_and_all_descriptors_a_novelty_check
 
 def test_a_nights_budget_is_shared_by_its_segments_and_paging_families():
     """The same evidence pages a 1-segment job but not a 100-segment one; info checks keep their fdr."""
-    results = [_result(1e-4, 0.9, family="descriptor"), _result(0.5, 0.9, family="embedding"), _result(1e-4, 0.9, family="schema_shift")]
+    results = [
+        _result(1e-4, 0.9, family="descriptor"),
+        _result(0.5, 0.9, family="embedding"),
+        _result(1e-4, 0.9, family="schema_shift"),
+    ]
     narrow = decide(results, PolicySection(), segments=1)
     wide = decide(results, PolicySection(), segments=100)
     assert narrow.findings[0].status == "drift" and wide.findings[0].status == "no_drift"
@@ -264,7 +279,9 @@ def test_a_night_within_the_baselines_day_to_day_range_is_not_drift_and_one_beyo
     """Daylight: each baseline day sits elsewhere in the usual range; tonight too, or far beyond."""
     rng = np.random.default_rng(3)
     offsets = np.linspace(-1.0, 1.0, 7)
-    ref = pl.DataFrame({"input_id": [f"r{i}" for i in range(350)], "brightness": np.concatenate([rng.normal(o, 0.5, 50) for o in offsets])})
+    ref = pl.DataFrame(
+        {"input_id": [f"r{i}" for i in range(350)], "brightness": np.concatenate([rng.normal(o, 0.5, 50) for o in offsets])}
+    )
     days = np.repeat(np.arange(7), 50)
 
     def verdict(offset: float) -> str:

@@ -32,17 +32,43 @@ def test_a_table_made_from_a_model_has_its_declared_columns(con, table):
 
 
 def test_rows_written_from_models_read_back_as_the_models_said(con):
-    finding = Finding(check="schema_breaking", target="$.total type", method="chi2", statistic=None, p_value=1e-6,
-                      p_adjusted=2e-6, effect_size=0.4, effect_threshold=0.05, n_ref=150, n_cur=120,
-                      status=FindingStatus.DRIFT, severity=Severity.CRITICAL, detail={"old": "float 100%", "examples": ["o-1"]})
-    segment = Segment(kind="payload", source="orders", status=SegmentStatus.OK, n_population=900, n_sampled=120, n_errors=3,
-                      n_internal=1, drifted=True, severity=Severity.CRITICAL)
+    finding = Finding(
+        check="schema_breaking",
+        target="$.total type",
+        method="chi2",
+        statistic=None,
+        p_value=1e-6,
+        p_adjusted=2e-6,
+        effect_size=0.4,
+        effect_threshold=0.05,
+        n_ref=150,
+        n_cur=120,
+        status=FindingStatus.DRIFT,
+        severity=Severity.CRITICAL,
+        detail={"old": "float 100%", "examples": ["o-1"]},
+    )
+    segment = Segment(
+        kind="payload",
+        source="orders",
+        status=SegmentStatus.OK,
+        n_population=900,
+        n_sampled=120,
+        n_errors=3,
+        n_internal=1,
+        drifted=True,
+        severity=Severity.CRITICAL,
+    )
     stage = Stage(stage="compare", seconds=1.5, items=7, cpu_seconds=1.2, peak_rss_mb=300.0)
     store._insert(con, "findings", MODEL_TABLES["findings"].frame([finding], run_id="r", kind="payload", source="orders"))
     store._insert(con, "segments", MODEL_TABLES["segments"].frame([segment], run_id="r"))
     store._insert(con, "stage_timings", MODEL_TABLES["stage_timings"].frame([stage], run_id="r"))
     assert con.execute("SELECT check_family, status, severity, statistic, detail->>'old' FROM findings").fetchone() == (
-        "schema_breaking", "drift", "critical", None, "float 100%")
+        "schema_breaking",
+        "drift",
+        "critical",
+        None,
+        "float 100%",
+    )
     # n_items: the sampled inputs that became features, every other one being an error
     assert con.execute("SELECT n_items, n_errors, status, drifted FROM segments").fetchone() == (116, 3, "ok", True)
     assert con.execute("SELECT stage, items, seconds FROM stage_timings").fetchone() == ("compare", 7, 1.5)

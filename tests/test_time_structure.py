@@ -21,8 +21,17 @@ START = datetime(2026, 11, 2, tzinfo=UTC)
 WIDTH = 50  # decided as one segment of a 50-segment job
 
 
-def fx_response(rng: random.Random, received: float, day: int, *, stale_days: int = 0, millis: bool = False,
-                balance_as_string: bool = False, new_status: bool = False, version: str | None = None) -> dict:
+def fx_response(
+    rng: random.Random,
+    received: float,
+    day: int,
+    *,
+    stale_days: int = 0,
+    millis: bool = False,
+    balance_as_string: bool = False,
+    new_status: bool = False,
+    version: str | None = None,
+) -> dict:
     """A daily FX-rates API as the issue met it: the day's date and epoch second, a growing
     sequence number, a version bumped now and then, an enum, a balance."""
     date = datetime.fromtimestamp(received, UTC) - timedelta(days=stale_days)
@@ -88,7 +97,11 @@ def test_times_that_track_receipt_are_compared_by_their_lag():
     assert checks[("schema_breaking", "$.date lag to receipt")].method == "lag_ks"
     assert checks[("schema_breaking", "$.timestamp lag to receipt")].status != "drift"
     # no enum, no value level, no new-value test for a date, an epoch or a counter
-    assert not [k for k in checks if k[1] in ("$.date new value", "$.date values", "$.timestamp numbers", "$.seq numbers", "$.seq new value")]
+    assert not [
+        k
+        for k in checks
+        if k[1] in ("$.date new value", "$.date values", "$.timestamp numbers", "$.seq numbers", "$.seq new value")
+    ]
 
 
 def test_a_date_that_goes_stale_and_seconds_that_become_milliseconds_are_breaking():

@@ -97,8 +97,7 @@ def detectors(model):
         "pixels + classifier (drift)": lambda r, c, s: classifier_test(r, c, seed=s)[0].p_value,
         "BBSDs KS + pixels MMD, Bonferroni (drift)": lambda r, c, s: min(
             1.0,
-            2 * min(componentwise_ks_test(softmax(r), softmax(c), rotate=False).p_value,
-                    mmd_test(r, c, **MMD, seed=s).p_value),
+            2 * min(componentwise_ks_test(softmax(r), softmax(c), rotate=False).p_value, mmd_test(r, c, **MMD, seed=s).p_value),
         ),
     }
 
@@ -143,7 +142,11 @@ def run(seeds: int) -> tuple[dict, dict, float]:
 
 def table(accuracy: dict, control: dict, seeds: int) -> str:
     n_cases = len(SHIFTS) * len(FRACTIONS) * seeds
-    header = "| method | " + " | ".join(f"n={n}" for n in SAMPLE_SIZES) + " | no-shift rate at n=10..200 (worst Wilson 95% upper bound) |"
+    header = (
+        "| method | "
+        + " | ".join(f"n={n}" for n in SAMPLE_SIZES)
+        + " | no-shift rate at n=10..200 (worst Wilson 95% upper bound) |"
+    )
     lines = [header, "|---|" + "---:|" * (len(SAMPLE_SIZES) + 1)]
     for name, values in PAPER.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " | (not in table) |")

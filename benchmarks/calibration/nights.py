@@ -70,7 +70,9 @@ def weekend(day: int) -> bool:
 def received_times(rng: random.Random, day: int, n: int) -> list[float]:
     """Arrivals with a daytime peak: most between 8:00 and 20:00 UTC, some at night."""
     base = day_start(day).timestamp()
-    times = [base + (rng.gauss(14 * 3600, 3.5 * 3600) if rng.random() < 0.85 else rng.uniform(0, 86400)) % 86400 for _ in range(n)]
+    times = [
+        base + (rng.gauss(14 * 3600, 3.5 * 3600) if rng.random() < 0.85 else rng.uniform(0, 86400)) % 86400 for _ in range(n)
+    ]
     return sorted(times)
 
 
@@ -94,8 +96,10 @@ def fx_api(rng, t, day, tenant, shift):
 
 
 def orders_api(rng, t, day, tenant, shift):
-    items = [{"sku": f"SKU-{rng.randint(1000, 9999)}", "qty": rng.randint(1, 5), "price": round(rng.uniform(1, 80), 2)}
-             for _ in range(rng.randint(1, 6))]
+    items = [
+        {"sku": f"SKU-{rng.randint(1000, 9999)}", "qty": rng.randint(1, 5), "price": round(rng.uniform(1, 80), 2)}
+        for _ in range(rng.randint(1, 6))
+    ]
     weekend_mix = weekend(day)
     status = rng.choices(STATUSES, weights=[4, 3, 2, 2 if weekend_mix else 1])[0]
     if shift == "new_enum":
@@ -127,8 +131,14 @@ def weather_api(rng, t, day, tenant, shift):
         "api_version": f"2.{minor}.{(day + tenant) % 3}",
         "location": {"name": rng.choice(["Berlin", "Lyon", "Porto", "Oslo"]), "lat": round(rng.uniform(40, 60), 3)},
         "observed_at_ms": int((t - rng.uniform(0, 600)) * 1000),
-        "current": {"temp_c": round(rng.gauss(5 + 3 * math.sin(day / 5), 6), 1), "condition": rng.choice(["clear", "cloudy", "rain", "snow"])},
-        "forecast": [{"date": (today + timedelta(days=i + 1)).isoformat(), "max": round(rng.uniform(-5, 20), 1)} for i in range(rng.randint(3, 7))],
+        "current": {
+            "temp_c": round(rng.gauss(5 + 3 * math.sin(day / 5), 6), 1),
+            "condition": rng.choice(["clear", "cloudy", "rain", "snow"]),
+        },
+        "forecast": [
+            {"date": (today + timedelta(days=i + 1)).isoformat(), "max": round(rng.uniform(-5, 20), 1)}
+            for i in range(rng.randint(3, 7))
+        ],
     }
 
 
@@ -170,6 +180,7 @@ def payload_baseline(segment: int, seed: int) -> FeatureSet:
 
 
 # ---- image and document pools -----------------------------------------------------------------
+
 
 def _jpeg(img: Image.Image, rng: random.Random) -> bytes:
     return world.jpeg_bytes(img.convert("RGB"), rng.randint(78, 92))
@@ -239,7 +250,9 @@ def draw_images(pool, attrs, day: int, segment: int, n: int, rng: np.random.Gene
     return rng.choice(np.array(eligible, dtype=int), size=min(n, len(eligible)), replace=False)
 
 
-def draw_documents(pool, attrs, day: int, n: int, rng: np.random.Generator, scan_share: float = 0.05, exclude=frozenset()) -> np.ndarray:
+def draw_documents(
+    pool, attrs, day: int, n: int, rng: np.random.Generator, scan_share: float = 0.05, exclude=frozenset()
+) -> np.ndarray:
     word_share = 0.45 if weekend(day) else 0.7
     free = [i for i in range(len(attrs)) if i not in exclude]
     groups = {
@@ -250,12 +263,16 @@ def draw_documents(pool, attrs, day: int, n: int, rng: np.random.Generator, scan
     n_scan = min(rng.binomial(n, scan_share), len(groups["scan"]))
     n_word = min(rng.binomial(n - n_scan, word_share), len(groups["Microsoft Word"]))
     n_libre = min(n - n_scan - n_word, len(groups["LibreOffice Writer"]))
-    parts = [rng.choice(groups["scan"], n_scan, replace=False), rng.choice(groups["Microsoft Word"], n_word, replace=False),
-             rng.choice(groups["LibreOffice Writer"], n_libre, replace=False)]
+    parts = [
+        rng.choice(groups["scan"], n_scan, replace=False),
+        rng.choice(groups["Microsoft Word"], n_word, replace=False),
+        rng.choice(groups["LibreOffice Writer"], n_libre, replace=False),
+    ]
     return np.concatenate(parts).astype(int)
 
 
 # ---- windows and verdicts ----------------------------------------------------------------------
+
 
 def errors(kind: str, n: int, rng: np.random.Generator) -> dict[str, int]:
     counts = {c: int(rng.binomial(n, r)) for c, r in ERROR_RATES[kind].items()}
@@ -279,7 +296,9 @@ def segment_checks(kind: str, ref: FeatureSet, ref_errors: dict, cur: FeatureSet
     return results + error_rate_checks(ref_errors, ref.n + sum(ref_errors.values()), cur_errors, n_cur)
 
 
-def current_window(kind: str, segment: int, day: int, rng: np.random.Generator, shift: str | None = None) -> tuple[FeatureSet, dict]:
+def current_window(
+    kind: str, segment: int, day: int, rng: np.random.Generator, shift: str | None = None
+) -> tuple[FeatureSet, dict]:
     errs = errors(kind, NIGHT_N, rng)
     if shift == "truncated":
         errs["corrupt"] = errs.get("corrupt", 0) + round(0.06 * NIGHT_N)
@@ -300,7 +319,9 @@ def current_window(kind: str, segment: int, day: int, rng: np.random.Generator, 
     if shift == "new_layout":
         k = round(0.20 * NIGHT_N)
         extra, _ = pools["new_layout"]
-        window = concat(subset(pool, draw_documents(pool, attrs, day, n - k, rng)), subset(extra, rng.choice(extra.n, k, replace=False)))
+        window = concat(
+            subset(pool, draw_documents(pool, attrs, day, n - k, rng)), subset(extra, rng.choice(extra.n, k, replace=False))
+        )
         return window, errs
     if shift == "scans":  # +15 points exactly, on top of the ordinary share
         k = round(0.15 * NIGHT_N)
@@ -332,8 +353,11 @@ def baseline_window(kind: str, segment: int, rng: np.random.Generator) -> tuple[
 
 def paging(verdict) -> list[str]:
     threshold = SEVERITY_ORDER[POLICY.page_at]
-    return [f"{f.result.family}:{f.result.target} ({f.result.method})" for f in verdict.findings
-            if f.drifted and SEVERITY_ORDER[f.severity] >= threshold]
+    return [
+        f"{f.result.family}:{f.result.target} ({f.result.method})"
+        for f in verdict.findings
+        if f.drifted and SEVERITY_ORDER[f.severity] >= threshold
+    ]
 
 
 def run_night(day: int) -> tuple[int, list[str], int, float]:
@@ -450,24 +474,37 @@ def main() -> None:
             if done % 20 == 0:
                 print(f"[{done} nights, {paged_nights} paged, {time.perf_counter() - STATE['t0']:.0f} s]", flush=True)
     low, high = wilson(paged_nights, len(nights))
-    print(f"\nFalse pages per job-night ({width} segments: {args.payload} payload, {args.image} image, {args.document} document; "
-          f"baseline {BASELINE_DAYS} days x {BASELINE_PER_DAY}, nights of {NIGHT_N} per segment)\n")
-    print("| nights | nights paged | rate | Wilson 95% CI | nights with any drift finding (info included) | policy's bound | seconds per night (median) |")
+    print(
+        f"\nFalse pages per job-night ({width} segments: {args.payload} payload, {args.image} image, {args.document} document; "
+        f"baseline {BASELINE_DAYS} days x {BASELINE_PER_DAY}, nights of {NIGHT_N} per segment)\n"
+    )
+    print(
+        "| nights | nights paged | rate | Wilson 95% CI | nights with any drift finding (info included) | policy's bound | seconds per night (median) |"
+    )
     print("|---:|---:|---:|---|---:|---|---:|")
-    print(f"| {len(nights)} | {paged_nights} | {paged_nights / len(nights):.2%} | {low:.2%} - {high:.2%} | "
-          f"{info_nights} ({info_nights / len(nights):.0%}) | {control['page_alpha']:.0%} per night, {control['per_segment']:.1e} per segment | "
-          f"{float(np.median(seconds)):.1f} |")
+    print(
+        f"| {len(nights)} | {paged_nights} | {paged_nights / len(nights):.2%} | {low:.2%} - {high:.2%} | "
+        f"{info_nights} ({info_nights / len(nights):.0%}) | {control['page_alpha']:.0%} per night, {control['per_segment']:.1e} per segment | "
+        f"{float(np.median(seconds)):.1f} |"
+    )
     if culprits:
         print("\nChecks that paged: " + ", ".join(f"{k} x{v}" for k, v in sorted(culprits.items(), key=lambda kv: -kv[1])))
-    print(f"\nPower (n = {NIGHT_N} against a {BASELINE_DAYS * BASELINE_PER_DAY}-item baseline; the segment's share of a "
-          f"{width}-segment night's budget; {args.reps} windows each)\n")
+    print(
+        f"\nPower (n = {NIGHT_N} against a {BASELINE_DAYS * BASELINE_PER_DAY}-item baseline; the segment's share of a "
+        f"{width}-segment night's budget; {args.reps} windows each)\n"
+    )
     print("| kind | planted shift | power | checks that paged (most often) |")
     print("|---|---|---:|---|")
     for kind, shift, label in SHIFTS:
         if f"{kind}-0" not in STATE["baselines"]:
             continue
         rate, caught = power(kind, shift, args.reps, width)
-        top = ", ".join(f"{k.split(' (')[0]} ({k.split(' (')[1][:-1]}) x{v}" for k, v in sorted(caught.items(), key=lambda kv: -kv[1])[:3]) or "-"
+        top = (
+            ", ".join(
+                f"{k.split(' (')[0]} ({k.split(' (')[1][:-1]}) x{v}" for k, v in sorted(caught.items(), key=lambda kv: -kv[1])[:3]
+            )
+            or "-"
+        )
         print(f"| {kind} | {label} | {rate:.2f} | {top} |", flush=True)
     print(f"\n({time.perf_counter() - STATE['t0']:.0f} s)")
 

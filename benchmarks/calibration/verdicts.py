@@ -45,6 +45,7 @@ PAGE = {"warning", "critical"}
 
 # ---- making pools: (input bytes) -> opened dicts, in parallel -----------------------------------
 
+
 def _make(args):
     kind, shifted, seed = args
     rng = random.Random(seed)
@@ -109,6 +110,7 @@ def corpus_pool(kind: str, encoders) -> FeatureSet | None:
 
 # ---- windows and verdicts ----------------------------------------------------------------------
 
+
 def subset(features: FeatureSet, rows) -> FeatureSet:
     rows = np.asarray(rows, dtype=int)
     ids = [features.ids[i] for i in rows]
@@ -151,7 +153,7 @@ def false_alarms(kind: str, pool: FeatureSet, pairs: int, n_ref: int, n_cur: int
     hits, flagged, culprits = 0, 0, {}
     for pair in range(pairs):
         order = rng.permutation(pool.n)
-        paged, why, any_drift = pages(kind, subset(pool, order[:n_ref]), subset(pool, order[n_ref:n_ref + n_cur]), pair, policy)
+        paged, why, any_drift = pages(kind, subset(pool, order[:n_ref]), subset(pool, order[n_ref : n_ref + n_cur]), pair, policy)
         hits += paged
         flagged += any_drift
         for name in why:
@@ -169,7 +171,7 @@ def power(kind: str, clean: FeatureSet, shifted: FeatureSet, sizes, shares, reps
                 order = rng.permutation(clean.n)
                 ref = subset(clean, order[:1000])
                 k = int(round(share * n))
-                cur = concat(subset(clean, order[1000:1000 + n - k]), subset(shifted, rng.permutation(shifted.n)[:k]))
+                cur = concat(subset(clean, order[1000 : 1000 + n - k]), subset(shifted, rng.permutation(shifted.n)[:k]))
                 hits += pages(kind, ref, cur, rep, policy)[0]
             rates[(n, share)] = hits / reps
     return rates
@@ -200,8 +202,10 @@ def main() -> None:
         hits, flagged, culprits = false_alarms(kind, clean, args.pairs, 300, 120, policy)
         low, high = wilson(hits, args.pairs)
         top = ", ".join(f"{k} x{v}" for k, v in sorted(culprits.items(), key=lambda kv: -kv[1])[:3]) or "-"
-        alarm_rows.append(f"| {kind} | demo generator | {args.pairs} | 300 / 120 | {hits} | {hits / args.pairs:.2%} | "
-                          f"{low:.2%} - {high:.2%} | {flagged / args.pairs:.2%} | {top} |")
+        alarm_rows.append(
+            f"| {kind} | demo generator | {args.pairs} | 300 / 120 | {hits} | {hits / args.pairs:.2%} | "
+            f"{low:.2%} - {high:.2%} | {flagged / args.pairs:.2%} | {top} |"
+        )
         corpus = corpus_pool(kind, encoders)
         if corpus is not None and corpus.n >= 65:
             n_ref = min(300, corpus.n // 2)
@@ -209,17 +213,23 @@ def main() -> None:
             hits, flagged, culprits = false_alarms(kind, corpus, args.pairs, n_ref, n_cur, policy)
             low, high = wilson(hits, args.pairs)
             top = ", ".join(f"{k} x{v}" for k, v in sorted(culprits.items(), key=lambda kv: -kv[1])[:3]) or "-"
-            alarm_rows.append(f"| {kind} | shared corpus ({corpus.n} files) | {args.pairs} | {n_ref} / {n_cur} | {hits} | "
-                              f"{hits / args.pairs:.2%} | {low:.2%} - {high:.2%} | {flagged / args.pairs:.2%} | {top} |")
+            alarm_rows.append(
+                f"| {kind} | shared corpus ({corpus.n} files) | {args.pairs} | {n_ref} / {n_cur} | {hits} | "
+                f"{hits / args.pairs:.2%} | {low:.2%} - {high:.2%} | {flagged / args.pairs:.2%} | {top} |"
+            )
         rates = power(kind, clean, shifted, sizes, shares, args.reps, policy)
         for n in sizes:
             power_rows.append(f"| {kind} | {n} | " + " | ".join(f"{rates[(n, s)]:.2f}" for s in shares) + " |")
         print(f"[{kind} done, {time.perf_counter() - started:.0f} s]", flush=True)
     print("\nFalse alarms (pairs of windows from one distribution; a pair pages when a check reaches warning or critical)\n")
-    print("| kind | pool | pairs | n baseline / current | paged | rate | Wilson 95% CI | any drift finding, info included | checks that paged |")
+    print(
+        "| kind | pool | pairs | n baseline / current | paged | rate | Wilson 95% CI | any drift finding, info included | checks that paged |"
+    )
     print("|---|---|---:|---|---:|---:|---|---:|---|")
     print("\n".join(alarm_rows))
-    print(f"\nPower (share of {args.reps} windows that page; baseline 1,000 clean items; columns: share of current items shifted)\n")
+    print(
+        f"\nPower (share of {args.reps} windows that page; baseline 1,000 clean items; columns: share of current items shifted)\n"
+    )
     print("| kind | n current | " + " | ".join(f"{s:.0%}" for s in shares) + " |")
     print("|---|---:|" + "---:|" * len(shares))
     print("\n".join(power_rows))

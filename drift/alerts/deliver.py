@@ -65,8 +65,7 @@ def deliver_pending(database: Path, config: JobConfig, sleep=time.sleep) -> dict
             except Exception as exc:  # noqa: BLE001 - see the module's docstring
                 secrets = secrets_of(sink)
                 status, ok, error = "error", False, _redact(f"{type(exc).__name__}: {exc}", secrets)[:500]
-                log.error("sink %s raised while sending %s:\n%s", sink_name, message_id,
-                          _redact(traceback.format_exc(), secrets))
+                log.error("sink %s raised while sending %s:\n%s", sink_name, message_id, _redact(traceback.format_exc(), secrets))
             with store.session(database) as con:
                 store.record_attempt(con, message_id, sink_name, number, store.utcnow(), ok, status, error)
             if ok:

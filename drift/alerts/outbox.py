@@ -72,10 +72,21 @@ def apply_alerts(
             continue
         payload = alert.trigger()
         row = {
-            "dedup_key": key, "job": alert.job, "kind": kind, "source": source, "check_family": ", ".join(alert.families),
-            "state": "open", "severity": alert.severity.value, "title": alert.title, "opened_run_id": run_id,
-            "last_run_id": run_id, "opened_at": now, "updated_at": now, "resolved_at": None,
-            "body": json.dumps(payload), "window_start": window_start,
+            "dedup_key": key,
+            "job": alert.job,
+            "kind": kind,
+            "source": source,
+            "check_family": ", ".join(alert.families),
+            "state": "open",
+            "severity": alert.severity.value,
+            "title": alert.title,
+            "opened_run_id": run_id,
+            "last_run_id": run_id,
+            "opened_at": now,
+            "updated_at": now,
+            "resolved_at": None,
+            "body": json.dumps(payload),
+            "window_start": window_start,
         }
         if not is_open:
             store.put_alert(con, row)
@@ -94,11 +105,26 @@ def apply_alerts(
 
 def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: datetime, now: datetime) -> str:
     key = alert["dedup_key"]
-    store.put_alert(con, {**alert, "state": "resolved", "resolved_at": now, "updated_at": now, "last_run_id": run_id,
-                          "window_start": window_start})
+    store.put_alert(
+        con,
+        {
+            **alert,
+            "state": "resolved",
+            "resolved_at": now,
+            "updated_at": now,
+            "last_run_id": run_id,
+            "window_start": window_start,
+        },
+    )
     payload = {
-        "dedup_key": key, "action": "resolve", "severity": alert["severity"], "title": f"[resolved] {alert['title']}",
-        "job": config.name, "kind": alert["kind"], "source": alert["source"], "run_id": run_id,
+        "dedup_key": key,
+        "action": "resolve",
+        "severity": alert["severity"],
+        "title": f"[resolved] {alert['title']}",
+        "job": config.name,
+        "kind": alert["kind"],
+        "source": alert["source"],
+        "run_id": run_id,
     }
     _queue(con, config, key, run_id, "resolve", payload, now, set(store.triggered_sinks(con, key, alert["opened_at"])))
     return "resolved"

@@ -68,6 +68,4 @@ def clean_segments(config: JobConfig, verdicts: dict[tuple[str, str], Verdict]) 
 
     A segment whose checks could not run (not enough data, no baseline, absent) says nothing.
     """
-    return {
-        segment for segment, v in verdicts.items() if v.status is SegmentStatus.OK and not paging_findings(v, config.policy)
-    }
+    return {segment for segment, v in verdicts.items() if v.status is SegmentStatus.OK and not paging_findings(v, config.policy)}

@@ -205,8 +205,11 @@ class PagerDuty:
                 "group": message["job"],
                 "class": ", ".join(message.get("families") or [message.get("check", "drift")]),
                 "custom_details": {
-                    "what changed": message.get("changes", []), "findings": finding_lines(message),
-                    "window": message.get("window"), "run_id": message.get("run_id"), "report": message.get("report"),
+                    "what changed": message.get("changes", []),
+                    "findings": finding_lines(message),
+                    "window": message.get("window"),
+                    "run_id": message.get("run_id"),
+                    "report": message.get("report"),
                 },
             }
             links = [{"href": message["runbook"], "text": "Runbook"}] if message.get("runbook") else []

@@ -63,12 +63,22 @@ def _write_embeddings(path: Path, parts: list[SegmentData], name: str) -> None:
         ids += data.features.ids
         matrices.append(matrix)
     matrix = np.concatenate(matrices) if matrices else np.zeros((0, 1), np.float32)
-    table = pa.table({"source": pa.array(sources, pa.string()), "input_id": pa.array(ids, pa.string()), "vector": to_arrow(matrix)})
+    table = pa.table(
+        {"source": pa.array(sources, pa.string()), "input_id": pa.array(ids, pa.string()), "vector": to_arrow(matrix)}
+    )
     pq.write_table(table, path)
 
 
-def save(analysis: WindowAnalysis, directory: Path, *, job: str, name: str, embedder: dict | None, config: JobConfig,
-         calibration: np.ndarray | None = None) -> dict:
+def save(
+    analysis: WindowAnalysis,
+    directory: Path,
+    *,
+    job: str,
+    name: str,
+    embedder: dict | None,
+    config: JobConfig,
+    calibration: np.ndarray | None = None,
+) -> dict:
     """Write the baseline into a new version beside the current one and publish it in one rename
     (versions.py): runs and readers see the old baseline, whole, until the swap."""
     staging = versions.new_version(directory)
@@ -91,7 +101,11 @@ def _write(analysis: WindowAnalysis, staging: Path, *, job: str, name: str, embe
         for emb in sorted({e for d in parts for e in d.features.embeddings}):
             _write_embeddings(staging / f"{kind}.{emb}.embeddings.parquet", parts, emb)
         for table in sorted({t for d in parts for t in d.features.tables}):
-            frames = [d.features.tables[table].with_columns(pl.lit(d.source).alias("source")) for d in parts if table in d.features.tables]
+            frames = [
+                d.features.tables[table].with_columns(pl.lit(d.source).alias("source"))
+                for d in parts
+                if table in d.features.tables
+            ]
             pl.concat(frames, how="diagonal_relaxed").write_parquet(staging / f"{kind}.{table}.parquet")
     errors = [
         {"kind": d.kind, "source": d.source, "input_id": e.input_id, "category": e.category, "message": e.message}
@@ -149,10 +163,22 @@ def build(config: JobConfig, start: datetime, end: datetime, context: Context, c
             )
         with clock.stage("save_baseline"):
             embedder = context.embedder_identity({k for k, _ in analysis.segments})
-            manifest = save(analysis, config.baseline_dir, job=config.name, name=config.baseline.name, embedder=embedder, config=config,
-                            calibration=context.calibration)
+            manifest = save(
+                analysis,
+                config.baseline_dir,
+                job=config.name,
+                name=config.baseline.name,
+                embedder=embedder,
+                config=config,
+                calibration=context.calibration,
+            )
             if is_remote(config.baseline.dir):
-                _remote(config, lambda store: push_folder(store, config.baseline_dir.resolve(), config.baseline_uri, MANIFEST, sorted(manifest["files"])))
+                _remote(
+                    config,
+                    lambda store: push_folder(
+                        store, config.baseline_dir.resolve(), config.baseline_uri, MANIFEST, sorted(manifest["files"])
+                    ),
+                )
         return {**manifest, "internal_errors": internal}
 
 
@@ -256,7 +282,9 @@ class Baseline:
         if descriptors is None:
             descriptors = pl.DataFrame({"input_id": pl.Series([], dtype=pl.Utf8)})
         # Columns that are all null in this segment came from other segments of the kind.
-        descriptors = descriptors.select([c for c in descriptors.columns if descriptors[c].null_count() < descriptors.height or c == "input_id"])
+        descriptors = descriptors.select(
+            [c for c in descriptors.columns if descriptors[c].null_count() < descriptors.height or c == "input_id"]
+        )
         features = FeatureSet(ids=descriptors["input_id"].to_list(), descriptors=descriptors)
         for path in sorted(self.directory.glob(f"{kind}.*.embeddings.parquet")):
             name = path.name[len(kind) + 1 : -len(".embeddings.parquet")]

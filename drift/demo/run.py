@@ -20,7 +20,17 @@ from ..report.console import print_run
 from . import world as demo_world
 
 MARKER = ".drift-demo"
-OWNED = ("logs", "data", "baselines", "reports", "drift.duckdb", "drift.duckdb.wal", "drift.duckdb.lock", "alerts.jsonl", "demo.toml")
+OWNED = (
+    "logs",
+    "data",
+    "baselines",
+    "reports",
+    "drift.duckdb",
+    "drift.duckdb.wal",
+    "drift.duckdb.lock",
+    "alerts.jsonl",
+    "demo.toml",
+)
 
 
 def prepare(folder: Path) -> None:

@@ -58,8 +58,12 @@ def receipt_page(rng: random.Random, width: int = 300, height: int = 460) -> Ima
     draw = ImageDraw.Draw(page)
     s = width / 300  # font and spacing scale with the paper
     draw.text((width // 2, 22 * s), rng.choice(SHOPS), fill=(20, 20, 20), font=_font(int(22 * s)), anchor="mm")
-    draw.text((14 * s, 50 * s), f"{rng.randint(1, 28):02d}/10/2026  {rng.randint(8, 20):02d}:{rng.randint(0, 59):02d}",
-              fill=(40, 40, 40), font=_font(int(13 * s)))
+    draw.text(
+        (14 * s, 50 * s),
+        f"{rng.randint(1, 28):02d}/10/2026  {rng.randint(8, 20):02d}:{rng.randint(0, 59):02d}",
+        fill=(40, 40, 40),
+        font=_font(int(13 * s)),
+    )
     y, total = 80 * s, 0.0
     for _ in range(rng.randint(3, 9)):
         price = round(rng.uniform(0.5, 25), 2)
@@ -85,8 +89,13 @@ def receipt_photo(rng: random.Random, light: float | None = None) -> Image.Image
     paper = receipt_page(rng).rotate(rng.uniform(-8, 8), expand=True, fillcolor=table, resample=Image.Resampling.BILINEAR)
     canvas.paste(paper, (rng.randint(60, 240), rng.randint(60, 280)))
     skew = rng.uniform(-0.0002, 0.0002)
-    canvas = canvas.transform(canvas.size, Image.Transform.PERSPECTIVE, (1, rng.uniform(-0.05, 0.05), 0, 0, 1, 0, skew, skew, 1),
-                              resample=Image.Resampling.BILINEAR, fillcolor=table)
+    canvas = canvas.transform(
+        canvas.size,
+        Image.Transform.PERSPECTIVE,
+        (1, rng.uniform(-0.05, 0.05), 0, 0, 1, 0, skew, skew, 1),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=table,
+    )
     arr = np.asarray(canvas, dtype=np.float32)
     light = rng.uniform(0.8, 1.1) if light is None else light
     gradient = np.linspace(light, light * rng.uniform(0.75, 1.0), arr.shape[0], dtype=np.float32)[:, None, None]
@@ -121,7 +130,12 @@ def screenshot(rng: random.Random) -> Image.Image:
         x = width - w - 40 if mine else 40
         draw.rounded_rectangle((x, y, x + w, y + h), radius=28, fill=brand if mine else (236, 236, 236))
         for line in range(h // 50):
-            draw.text((x + 24, y + 20 + line * 44), "lorem ipsum " * (w // 160), fill=(255, 255, 255) if mine else (30, 30, 30), font=_font(32))
+            draw.text(
+                (x + 24, y + 20 + line * 44),
+                "lorem ipsum " * (w // 160),
+                fill=(255, 255, 255) if mine else (30, 30, 30),
+                font=_font(32),
+            )
         y += h + rng.randint(30, 70)
     return img
 
@@ -142,11 +156,22 @@ def invoice_pdf(rng: random.Random, pages: int = 1, creator: str = "Microsoft Wo
     for page in range(pages):
         pdf.add_page()
         pdf.set_font("helvetica", "B", 18)
-        pdf.cell(0, 12, f"INVOICE {rng.randint(10000, 99999)}" if page == 0 else f"Terms and conditions, page {page + 1}", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(
+            0,
+            12,
+            f"INVOICE {rng.randint(10000, 99999)}" if page == 0 else f"Terms and conditions, page {page + 1}",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
         pdf.set_font("helvetica", size=11)
         for _ in range(rng.randint(12, 30)):
-            pdf.cell(0, 7, f"{rng.choice(ITEMS)} ... {rng.randint(1, 9)} x {rng.uniform(1, 90):.2f} EUR " + "clause " * rng.randint(0, 6),
-                     new_x="LMARGIN", new_y="NEXT")
+            pdf.cell(
+                0,
+                7,
+                f"{rng.choice(ITEMS)} ... {rng.randint(1, 9)} x {rng.uniform(1, 90):.2f} EUR " + "clause " * rng.randint(0, 6),
+                new_x="LMARGIN",
+                new_y="NEXT",
+            )
     return bytes(pdf.output())
 
 
@@ -190,8 +215,10 @@ def scanned_pdf(rng: random.Random) -> bytes:
 
 
 def order_json(rng: random.Random, drifted: bool) -> dict:
-    items = [{"sku": f"SKU-{rng.randint(1000, 9999)}", "qty": rng.randint(1, 5), "price": round(rng.uniform(1, 80), 2)}
-             for _ in range(rng.randint(1, 6))]
+    items = [
+        {"sku": f"SKU-{rng.randint(1000, 9999)}", "qty": rng.randint(1, 5), "price": round(rng.uniform(1, 80), 2)}
+        for _ in range(rng.randint(1, 6))
+    ]
     total = round(sum(i["qty"] * i["price"] for i in items), 2)
     order = {
         "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
@@ -216,19 +243,38 @@ def order_json(rng: random.Random, drifted: bool) -> dict:
 
 def weather_json(rng: random.Random) -> dict:
     return {
-        "location": {"name": rng.choice(["Berlin", "Lyon", "Porto", "Oslo"]), "lat": rng.uniform(40, 60), "lon": rng.uniform(-9, 12)},
-        "current": {"temp_c": round(rng.uniform(-5, 25), 1), "humidity": rng.randint(30, 100), "condition": rng.choice(CONDITIONS)},
-        "forecast": [{"date": f"2026-11-{d + 1:02d}", "min": round(rng.uniform(-8, 10), 1), "max": round(rng.uniform(10, 25), 1)}
-                     for d in range(rng.randint(3, 7))],
+        "location": {
+            "name": rng.choice(["Berlin", "Lyon", "Porto", "Oslo"]),
+            "lat": rng.uniform(40, 60),
+            "lon": rng.uniform(-9, 12),
+        },
+        "current": {
+            "temp_c": round(rng.uniform(-5, 25), 1),
+            "humidity": rng.randint(30, 100),
+            "condition": rng.choice(CONDITIONS),
+        },
+        "forecast": [
+            {"date": f"2026-11-{d + 1:02d}", "min": round(rng.uniform(-8, 10), 1), "max": round(rng.uniform(10, 25), 1)}
+            for d in range(rng.randint(3, 7))
+        ],
         "units": "metric",
     }
 
 
 def search_json(rng: random.Random) -> dict:
-    results = {uuid.UUID(int=rng.getrandbits(128)).hex: {"title": f"Doc {rng.randint(1, 999)}", "score": round(rng.random(), 3),
-                                                          "url": f"https://kb.example.com/{rng.randint(1, 9999)}"}
-               for _ in range(rng.randint(2, 8))}
-    return {"query": rng.choice(["refund policy", "shipping times", "invoice copy"]), "results": results, "took_ms": rng.randint(5, 300)}
+    results = {
+        uuid.UUID(int=rng.getrandbits(128)).hex: {
+            "title": f"Doc {rng.randint(1, 999)}",
+            "score": round(rng.random(), 3),
+            "url": f"https://kb.example.com/{rng.randint(1, 9999)}",
+        }
+        for _ in range(rng.randint(2, 8))
+    }
+    return {
+        "query": rng.choice(["refund policy", "shipping times", "invoice copy"]),
+        "results": results,
+        "took_ms": rng.randint(5, 300),
+    }
 
 
 @dataclass
@@ -257,8 +303,17 @@ def generate_day(world: World, day: datetime, n: int, drifted: bool, seed: int) 
             path.write_bytes(payload)
             uri = str(path.relative_to(world.log_dir.parent).as_posix())
             uri = "../" + uri  # the log lives in logs/, the data in data/: relative to the log file
-        rows.append({"input_id": input_id, "received_at": _timestamp(rng, day).isoformat(), "kind": kind, "source": source,
-                     "uri": uri, "body": body, "channel": meta.get("channel", "prod")})
+        rows.append(
+            {
+                "input_id": input_id,
+                "received_at": _timestamp(rng, day).isoformat(),
+                "kind": kind,
+                "source": source,
+                "uri": uri,
+                "body": body,
+                "channel": meta.get("channel", "prod"),
+            }
+        )
 
     for i in range(n):
         photo = receipt_photo(rng)
@@ -290,15 +345,52 @@ def generate_day(world: World, day: datetime, n: int, drifted: bool, seed: int) 
     for _ in range(n):
         add("payload", "search_tool", "", body=orjson.dumps(search_json(rng)).decode())
     # Rows that break the log contract, as real producers occasionally write them.
-    rows.append({"input_id": None, "received_at": _timestamp(rng, day).isoformat(), "kind": "image", "source": "mobile_app",
-                 "uri": "x.jpg", "body": None, "channel": "prod"})
-    rows.append({"input_id": f"audio-{day:%Y%m%d}", "received_at": _timestamp(rng, day).isoformat(), "kind": "audio",
-                 "source": "voice", "uri": "clip.wav", "body": None, "channel": "prod"})
+    rows.append(
+        {
+            "input_id": None,
+            "received_at": _timestamp(rng, day).isoformat(),
+            "kind": "image",
+            "source": "mobile_app",
+            "uri": "x.jpg",
+            "body": None,
+            "channel": "prod",
+        }
+    )
+    rows.append(
+        {
+            "input_id": f"audio-{day:%Y%m%d}",
+            "received_at": _timestamp(rng, day).isoformat(),
+            "kind": "audio",
+            "source": "voice",
+            "uri": "clip.wav",
+            "body": None,
+            "channel": "prod",
+        }
+    )
     if drifted:
-        rows.append({"input_id": f"escape-{day:%Y%m%d}", "received_at": _timestamp(rng, day).isoformat(), "kind": "document",
-                     "source": "partner_invoices", "uri": "/etc/passwd", "body": None, "channel": "prod"})
-    frame = pl.DataFrame(rows, schema={"input_id": pl.Utf8, "received_at": pl.Utf8, "kind": pl.Utf8, "source": pl.Utf8,
-                                       "uri": pl.Utf8, "body": pl.Utf8, "channel": pl.Utf8})
+        rows.append(
+            {
+                "input_id": f"escape-{day:%Y%m%d}",
+                "received_at": _timestamp(rng, day).isoformat(),
+                "kind": "document",
+                "source": "partner_invoices",
+                "uri": "/etc/passwd",
+                "body": None,
+                "channel": "prod",
+            }
+        )
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "input_id": pl.Utf8,
+            "received_at": pl.Utf8,
+            "kind": pl.Utf8,
+            "source": pl.Utf8,
+            "uri": pl.Utf8,
+            "body": pl.Utf8,
+            "channel": pl.Utf8,
+        },
+    )
     frame.write_parquet(world.log_dir / f"inputs-{day:%Y-%m-%d}.parquet")
     return frame.height
 

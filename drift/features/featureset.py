@@ -86,7 +86,8 @@ class FeatureSet:
         frames = [part.descriptors for part in parts if part.descriptors.height]
         descriptors = (
             pl.concat(frames, how="diagonal_relaxed").join(rank, on="input_id").sort("_rank").drop("_rank")
-            if frames else pl.DataFrame({"input_id": pl.Series([], dtype=pl.Utf8)})
+            if frames
+            else pl.DataFrame({"input_id": pl.Series([], dtype=pl.Utf8)})
         )
         embeddings = {}
         for name in sorted({name for part in parts for name in part.embeddings}):
@@ -102,8 +103,10 @@ class FeatureSet:
                 continue
             # each item's rows keep their order; items follow the sample (a stable sort)
             tables[name] = (
-                pl.concat(pieces, how="diagonal_relaxed").with_columns(pl.col("input_id").replace_strict(position, default=None, return_dtype=pl.Int64).alias("_rank"))
-                .sort("_rank", maintain_order=True).drop("_rank")
+                pl.concat(pieces, how="diagonal_relaxed")
+                .with_columns(pl.col("input_id").replace_strict(position, default=None, return_dtype=pl.Int64).alias("_rank"))
+                .sort("_rank", maintain_order=True)
+                .drop("_rank")
             )
         return cls(ids=ids, descriptors=descriptors, embeddings=embeddings, tables=tables)
 

@@ -62,8 +62,14 @@ class Context:
             section = self.config.image
             with self.progress.status(f"loading image encoder {section.model} ({section.pretrained})"):
                 self._image_encoder = ImageEncoder(
-                    section.model, section.pretrained, section.seed, section.threads, section.architecture, section.quantize,
-                    section.backend, self.calibration,
+                    section.model,
+                    section.pretrained,
+                    section.seed,
+                    section.threads,
+                    section.architecture,
+                    section.quantize,
+                    section.backend,
+                    self.calibration,
                 )
         return self._image_encoder
 
@@ -154,7 +160,9 @@ def _target(row: dict[str, Any], roots: list[str], s3) -> tuple[Any, InputError 
     return path, None
 
 
-def featurize(rows: list[dict[str, Any]], context: Context, advance=lambda n=1: None) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
+def featurize(
+    rows: list[dict[str, Any]], context: Context, advance=lambda n=1: None
+) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
     """Open the sampled rows in isolated workers and turn them into features, per segment.
 
     Every row ends as features or as a classified error. The same code runs on this machine
@@ -182,7 +190,16 @@ def featurize(rows: list[dict[str, Any]], context: Context, advance=lambda n=1: 
             segments[segment].errors.append(refused)
             outcomes[row["input_id"]] = "error"
             continue
-        tasks.append(Task(row["input_id"], kind.open_input, target, limits[row["kind"]], kind.timeout(context), getattr(kind, "open_batch", None)))
+        tasks.append(
+            Task(
+                row["input_id"],
+                kind.open_input,
+                target,
+                limits[row["kind"]],
+                kind.timeout(context),
+                getattr(kind, "open_batch", None),
+            )
+        )
 
     advance(len(rows) - len(tasks))
     for input_id, opened in open_all(
@@ -217,7 +234,10 @@ def calibration_crops(rows: list[dict[str, Any]], context: Context) -> Any:
     config = context.config
     seed = config.sampling.seed
     wanted = {"image"} | ({"document"} if config.document.page_embedding else set())
-    rows = sorted((r for r in rows if r["kind"] in wanted), key=lambda r: hashlib.md5(f"{seed}:calibration:{r['input_id']}".encode()).hexdigest())
+    rows = sorted(
+        (r for r in rows if r["kind"] in wanted),
+        key=lambda r: hashlib.md5(f"{seed}:calibration:{r['input_id']}".encode()).hexdigest(),
+    )
     tasks = []
     for row in rows[: CALIBRATION_ITEMS * 2]:  # room for the ones that fail to open
         target, refused = _target(row, config.inputs.roots, config.inputs.s3)
@@ -225,12 +245,15 @@ def calibration_crops(rows: list[dict[str, Any]], context: Context) -> Any:
             kind = KINDS[row["kind"]]
             tasks.append(Task(row["input_id"], kind.open_input, target, kind.limits(context), kind.timeout(context)))
     crops = []
-    for _, opened in open_all(tasks, workers=config.limits.workers, memory_mb=config.limits.memory_mb,
-                              tasks_per_worker=config.limits.tasks_per_worker):
+    for _, opened in open_all(
+        tasks, workers=config.limits.workers, memory_mb=config.limits.memory_mb, tasks_per_worker=config.limits.tasks_per_worker
+    ):
         crop = None if isinstance(opened, InputError) else opened.get("pixels", opened.get("page"))
         if crop is not None and len(crops) < CALIBRATION_ITEMS:
             crops.append(crop)
     if not crops:
-        raise EmbedderError("[image] quantize = 'int8' on ONNX Runtime is calibrated on the baseline's images or "
-                            "document pages, and its window has none that open")
+        raise EmbedderError(
+            "[image] quantize = 'int8' on ONNX Runtime is calibrated on the baseline's images or "
+            "document pages, and its window has none that open"
+        )
     return np.stack(crops).astype(np.uint8)

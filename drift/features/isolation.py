@@ -89,7 +89,9 @@ def _batches(tasks: Iterable[Task], size: int) -> Iterator[list[Task]]:
     """Consecutive tasks that can be opened in one call, at most `size` at a time."""
     group: list[Task] = []
     for task in tasks:
-        if group and (task.batch is None or task.batch is not group[0].batch or task.limits is not group[0].limits or len(group) >= size):
+        if group and (
+            task.batch is None or task.batch is not group[0].batch or task.limits is not group[0].limits or len(group) >= size
+        ):
             yield group
             group = []
         group.append(task)
@@ -119,7 +121,9 @@ def open_all(
         if first.batch is None:
             return pool.schedule(first.function, args=(first.target, first.limits), timeout=first.timeout)
         timeout = sum(task.timeout for task in group)
-        return pool.schedule(_open_batch, args=(first.batch, [task.target for task in group], first.limits, first.timeout), timeout=timeout)
+        return pool.schedule(
+            _open_batch, args=(first.batch, [task.target for task in group], first.limits, first.timeout), timeout=timeout
+        )
 
     def one(task: Task, future: Any) -> tuple[str, dict[str, Any] | InputError]:
         try:
@@ -151,7 +155,9 @@ def open_all(
             except _FATAL:
                 raise
             except BaseException:  # noqa: BLE001 - the batch is opened again, one by one
-                alone = [(task, pool.schedule(task.function, args=(task.target, task.limits), timeout=task.timeout)) for task in group]
+                alone = [
+                    (task, pool.schedule(task.function, args=(task.target, task.limits), timeout=task.timeout)) for task in group
+                ]
                 for task, single in alone:
                     yield one(task, single)
                 continue

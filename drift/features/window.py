@@ -47,9 +47,7 @@ class WindowAnalysis:
 
 def received_seconds(rows: pl.DataFrame) -> pl.DataFrame:
     """input_id -> received_at as seconds since the epoch (UTC), the `received` table of a FeatureSet."""
-    return rows.select(
-        "input_id", (pl.col("received_at").dt.epoch("us").cast(pl.Float64) / 1e6).alias("received_at")
-    )
+    return rows.select("input_id", (pl.col("received_at").dt.epoch("us").cast(pl.Float64) / 1e6).alias("received_at"))
 
 
 def item_paths(rows: pl.DataFrame) -> pl.DataFrame:
@@ -101,6 +99,12 @@ def report_internal_errors(analysis: WindowAnalysis) -> int:
     for data in analysis.segments.values():
         for error in data.internal_errors:
             count += 1
-            log.error("drift failed on input %s (%s/%s), a bug in drift: %s\n%s",
-                      error.input_id, data.kind, data.source, error.message, error.traceback or "")
+            log.error(
+                "drift failed on input %s (%s/%s), a bug in drift: %s\n%s",
+                error.input_id,
+                data.kind,
+                data.source,
+                error.message,
+                error.traceback or "",
+            )
     return count

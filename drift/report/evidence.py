@@ -31,7 +31,9 @@ MAX_VALUE = 60  # characters of one value in it
 MAX_PAYLOAD_BYTES = 1 << 20  # a payload read back from its file for the example
 
 
-def collect(kind: str, source: str, ref: FeatureSet, cur: FeatureSet, findings: list[Finding], rows: pl.DataFrame | None) -> Evidence:
+def collect(
+    kind: str, source: str, ref: FeatureSet, cur: FeatureSet, findings: list[Finding], rows: pl.DataFrame | None
+) -> Evidence:
     """Evidence for one drifted segment, in the order of its sentences (verdict.headline).
     `findings`: the segment's; `rows`: the window's sample (for a payload's body)."""
     drifted = [finding for _, finding in ordered(kind, source, findings)]
@@ -184,8 +186,13 @@ def payload_example(drifted: list[Finding], rows: pl.DataFrame) -> dict[str, Any
         lines, marked = json_lines(document, path)
         if not marked:
             lines.append([f"(no line of this payload is at {path})", True])
-        return {"input_id": examples[0], "target": finding.target, "path": path, "lines": lines[:MAX_LINES],
-                "truncated": len(lines) > MAX_LINES}
+        return {
+            "input_id": examples[0],
+            "target": finding.target,
+            "path": path,
+            "lines": lines[:MAX_LINES],
+            "truncated": len(lines) > MAX_LINES,
+        }
     return None
 
 

@@ -100,8 +100,13 @@ def snapshots(config: JobConfig, con, record: RunRecord) -> Iterator[tuple[str, 
                 Dataset.from_pandas(cur.to_pandas(), data_definition=definition),
                 Dataset.from_pandas(ref.to_pandas(), data_definition=definition),
                 timestamp=timestamp,
-                metadata={"job": config.name, "run_id": record.run_id, "kind": segment.kind, "source": segment.source,
-                          "drift_verdict": segment.severity if segment.drifted else "ok"},
+                metadata={
+                    "job": config.name,
+                    "run_id": record.run_id,
+                    "kind": segment.kind,
+                    "source": segment.source,
+                    "drift_verdict": segment.severity if segment.drifted else "ok",
+                },
                 tags=[config.name, segment.kind, segment.source],
                 name=f"{config.name} {segment.kind}/{segment.source} {record.window.start[:10]}",
             )
@@ -116,7 +121,10 @@ def export_run(config: JobConfig, run: str, out_dir: Path) -> list[Path]:
     with store.connect_reader(config.store.database) as con:
         record = store.load_run(con, config.name, run)
         if record is None:
-            raise DriftError(f"no run {run!r} of job {config.name!r} in {config.store.database}" + ("" if run == "latest" else "; try `latest`"))
+            raise DriftError(
+                f"no run {run!r} of job {config.name!r} in {config.store.database}"
+                + ("" if run == "latest" else "; try `latest`")
+            )
         for kind, source, snapshot in snapshots(config, con, record):
             html, saved = (out_dir / f"{kind}.{file_label(source)}{suffix}" for suffix in (".html", ".snapshot.json"))
             snapshot.save_html(str(html))

@@ -125,8 +125,10 @@ def html(record: RunRecord, pictures: dict[tuple[str, str], str] | None = None) 
         for seg in quiet:
             parts += [f"<h3>{esc(seg.kind)}/{esc(seg.source)}</h3>", _findings_table(seg)]
     if budget.dropped:
-        parts.append(f"<p class='muted'>{budget.dropped} picture(s) were left out to keep this page under "
-                     f"{MAX_BYTES // 1_000_000} MB; summary.json and the store hold every finding.</p>")
+        parts.append(
+            f"<p class='muted'>{budget.dropped} picture(s) were left out to keep this page under "
+            f"{MAX_BYTES // 1_000_000} MB; summary.json and the store hold every finding.</p>"
+        )
     parts += _about(record)
     parts.append("</body></html>\n")
     return "\n".join(parts)
@@ -137,7 +139,9 @@ def _headlines(record: RunRecord, drifted: list[Segment], anchors: dict) -> list
     untested = [s for s in record.segments if not s.status.tested]
     out = []
     if not drifted:
-        out.append(f"<p>Nothing changed: {len(tested)} of {len(record.segments)} segments were tested and match the baseline.</p>")
+        out.append(
+            f"<p>Nothing changed: {len(tested)} of {len(record.segments)} segments were tested and match the baseline.</p>"
+        )
     else:
         out.append("<ul class='headlines'>")
         for seg in drifted:
@@ -210,9 +214,14 @@ def _segment(record: RunRecord, seg: Segment, anchor: str, pictures: dict, budge
     if any(figures):
         out.append("<div class='figs'>" + "".join(figures) + "</div>")
     noun = InputKind(seg.kind).noun
-    for items, title in ((evidence.unlike, f"Today's {noun} least like the baseline"), (evidence.typical, f"Typical {noun} of the baseline")):
+    for items, title in (
+        (evidence.unlike, f"Today's {noun} least like the baseline"),
+        (evidence.typical, f"Typical {noun} of the baseline"),
+    ):
         if items:
-            out.append(f"<h3>{title}</h3><div class='thumbs'>" + "".join(_thumb(seg.kind, i, pictures, budget) for i in items) + "</div>")
+            out.append(
+                f"<h3>{title}</h3><div class='thumbs'>" + "".join(_thumb(seg.kind, i, pictures, budget) for i in items) + "</div>"
+            )
     if evidence.payload_example is not None:
         out.append(_payload(evidence.payload_example))
     out.append(f"<details><summary>Statistics of {len(seg.findings)} check(s)</summary>{_findings_table(seg)}</details>")
@@ -278,15 +287,22 @@ def _about(record: RunRecord) -> list[str]:
             "a problem with the input; they are left out of the error-rate checks. Please report it with the traceback "
             "in summary.json.</p><table><tr><th>segment</th><th>input</th><th>error</th></tr>"
         )
-        parts += [f"<tr><td>{esc(e.kind)}/{esc(e.source)}</td><td>{esc(e.input_id)}</td><td>{esc(e.message)}</td></tr>"
-                  for e in record.internal_errors[:20]]
+        parts += [
+            f"<tr><td>{esc(e.kind)}/{esc(e.source)}</td><td>{esc(e.input_id)}</td><td>{esc(e.message)}</td></tr>"
+            for e in record.internal_errors[:20]
+        ]
         parts.append("</table>")
     if record.log_rejects:
         parts.append("<h3>Log rows that broke the contract</h3><table><tr><th>reason</th><th>rows</th><th>examples</th></tr>")
-        parts += [f"<tr><td>{esc(r.reason)}</td><td class='n'>{r.n_rows}</td><td>{esc(r.examples)}</td></tr>" for r in record.log_rejects]
+        parts += [
+            f"<tr><td>{esc(r.reason)}</td><td class='n'>{r.n_rows}</td><td>{esc(r.examples)}</td></tr>"
+            for r in record.log_rejects
+        ]
         parts.append("</table>")
     if record.stages:
-        parts.append("<h3>Cost of this run</h3><table><tr><th>stage</th><th>seconds</th><th>items</th><th>CPU s</th><th>peak RSS MB</th></tr>")
+        parts.append(
+            "<h3>Cost of this run</h3><table><tr><th>stage</th><th>seconds</th><th>items</th><th>CPU s</th><th>peak RSS MB</th></tr>"
+        )
         parts += [
             f"<tr><td>{esc(s.stage)}</td><td class='n'>{s.seconds:.2f}</td><td class='n'>{s.items}</td>"
             f"<td class='n'>{s.cpu_seconds:.2f}</td><td class='n'>{s.peak_rss_mb:.0f}</td></tr>"

@@ -25,14 +25,16 @@ _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 def _style():
     import matplotlib
 
-    return matplotlib.rc_context({
-        "svg.fonttype": "none",  # text stays text: small, selectable, escaped
-        "text.parse_math": False,
-        "svg.hashsalt": f"drift-{next(_counter)}",  # ids unique across the page's figures
-        "font.size": 8,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    })
+    return matplotlib.rc_context(
+        {
+            "svg.fonttype": "none",  # text stays text: small, selectable, escaped
+            "text.parse_math": False,
+            "svg.hashsalt": f"drift-{next(_counter)}",  # ids unique across the page's figures
+            "font.size": 8,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )
 
 
 def _svg(figure) -> str:
@@ -76,7 +78,9 @@ def bars(plot: Bars, label: str) -> str:
         axes.barh([r + 0.2 for r in rows], ref, height=0.4, color=BASELINE_COLOUR, label="baseline")
         axes.barh([r - 0.2 for r in rows], cur, height=0.4, color=CURRENT_COLOUR, label="this window")
         for r, value in zip(rows, cur):
-            axes.annotate(f"{100 * value:.0f}%", (value, r - 0.2), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+            axes.annotate(
+                f"{100 * value:.0f}%", (value, r - 0.2), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7
+            )
         axes.set_yticks(list(rows), [_short(k) for k in labels])
         axes.invert_yaxis()
         axes.set_xlim(0, 1.12)

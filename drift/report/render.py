@@ -65,10 +65,16 @@ def markdown(record: RunRecord) -> str:
                 f"{md(now)} | {examples} |"
             )
     if record.internal_errors:
-        lines += ["", "## Inputs drift's own code failed on", "",
-                  f"{len(record.internal_errors)} input(s) met a bug in drift, not a problem with the input; they are left "
-                  "out of the error-rate checks. Please report it with the traceback in summary.json.", "",
-                  "| segment | input | error |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Inputs drift's own code failed on",
+            "",
+            f"{len(record.internal_errors)} input(s) met a bug in drift, not a problem with the input; they are left "
+            "out of the error-rate checks. Please report it with the traceback in summary.json.",
+            "",
+            "| segment | input | error |",
+            "|---|---|---|",
+        ]
         lines += [f"| {md(e.kind)}/{md(e.source)} | {md(e.input_id)} | {md(e.message)} |" for e in record.internal_errors[:20]]
     if record.log_rejects:
         lines += ["", "## Log rows that broke the contract", "", "| reason | rows | examples |", "|---|---:|---|"]
@@ -76,8 +82,7 @@ def markdown(record: RunRecord) -> str:
     if record.stages:
         lines += ["", "## Cost", "", "| stage | seconds | items | CPU s | peak RSS MB |", "|---|---:|---:|---:|---:|"]
         lines += [
-            f"| {s.stage} | {s.seconds:.2f} | {s.items} | {s.cpu_seconds:.2f} | {s.peak_rss_mb:.0f} |"
-            for s in record.stages
+            f"| {s.stage} | {s.seconds:.2f} | {s.items} | {s.cpu_seconds:.2f} | {s.peak_rss_mb:.0f} |" for s in record.stages
         ]
     return "\n".join(lines) + "\n"
 

@@ -20,7 +20,7 @@ def md(value: Any) -> str:
 def number(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "-"
-    if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 1e5):
+    if value != 0 and (abs(value) < 10**-digits or abs(value) >= 1e5):
         return f"{value:.2e}"
     return f"{value:.{digits}f}"
 

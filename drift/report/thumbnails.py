@@ -86,8 +86,15 @@ OPENERS = {"image": image_thumbnail, "document": document_thumbnail}
 
 
 def thumbnails(
-    kind: str, paths: dict[str, Path], limits: dict[str, Any] | None = None, *, size: int = SIZE,
-    timeout: float = 15.0, workers: int = 2, memory_mb: int = 2048, fmt: str = "PNG",
+    kind: str,
+    paths: dict[str, Path],
+    limits: dict[str, Any] | None = None,
+    *,
+    size: int = SIZE,
+    timeout: float = 15.0,
+    workers: int = 2,
+    memory_mb: int = 2048,
+    fmt: str = "PNG",
 ) -> dict[str, bytes | InputError]:
     """input_id -> PNG (or JPEG) bytes, or the InputError that input ended as, for `paths` of one kind."""
     limits = {**default_limits(kind), **(limits or {}), "size": size, "format": fmt}

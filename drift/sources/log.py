@@ -141,7 +141,9 @@ def open_log(con: duckdb.DuckDBPyConnection, pattern: str, date_partition: str =
         raise InputLogError(f"input log {pattern!r}: cannot be read: {_first_line(exc)}") from None
     types = {row[0]: row[1] for row in described}
     _check_columns(pattern, list(types))
-    partition = date_partition if date_partition in types and f"{date_partition}=" in _partition_hint(pattern, con, reader) else None
+    partition = (
+        date_partition if date_partition in types and f"{date_partition}=" in _partition_hint(pattern, con, reader) else None
+    )
     internal = {"filename", "file_row_number"}
     meta_cols = [c for c in types if c not in (*_CONTRACT, *internal) and c != partition]
     meta = (
@@ -282,8 +284,8 @@ def sample_window(con: duckdb.DuckDBPyConnection, log: InputLog, window: Window,
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE scanned AS
-            SELECT {c['input_id']} AS input_id, {received} AS received_at, {c['kind']} AS kind,
-                   {c['source']} AS source, {c['uri']} AS uri, ({c['body']}) IS NOT NULL AS has_body,
+            SELECT {c["input_id"]} AS input_id, {received} AS received_at, {c["kind"]} AS kind,
+                   {c["source"]} AS source, {c["uri"]} AS uri, ({c["body"]}) IS NOT NULL AS has_body,
                    file_index, {log.row} AS log_row
             FROM {log.reader}
             WHERE {where}
@@ -314,7 +316,8 @@ def sample_window(con: duckdb.DuckDBPyConnection, log: InputLog, window: Window,
         """
     )
     rejects = _rejects(con, log)
-    population = _frame(con,
+    population = _frame(
+        con,
         """
         SELECT kind, source, count(*) AS n_population
         FROM classified WHERE reject_reason IS NULL
@@ -336,14 +339,15 @@ def sample_window(con: duckdb.DuckDBPyConnection, log: InputLog, window: Window,
         {"seed": seed},
     )
     # The sampled rows' bodies, metadata and file names, found again by file, row and time.
-    rows = _frame(con,
+    rows = _frame(
+        con,
         f"""
         SELECT s.input_id, s.received_at, s.kind, s.source, s.uri, d.body, d.log_file, d.meta
         FROM sampled s LEFT JOIN (
-            SELECT {c['input_id']} AS input_id, file_index, filename AS log_file, {log.row} AS log_row,
-                   {received} AS received_at, {c['body']} AS body, {log.meta} AS meta
+            SELECT {c["input_id"]} AS input_id, file_index, filename AS log_file, {log.row} AS log_row,
+                   {received} AS received_at, {c["body"]} AS body, {log.meta} AS meta
             FROM {log.reader}
-            WHERE {where} AND {c['input_id']} IN (SELECT input_id FROM sampled)
+            WHERE {where} AND {c["input_id"]} IN (SELECT input_id FROM sampled)
             QUALIFY row_number() OVER (PARTITION BY input_id, file_index, log_row, received_at) = 1
         ) d ON d.input_id = s.input_id AND d.file_index = s.file_index
            AND d.log_row IS NOT DISTINCT FROM s.log_row AND d.received_at = s.received_at
@@ -363,13 +367,17 @@ def _rejects(con: duckdb.DuckDBPyConnection, log: InputLog) -> pl.DataFrame:
         ORDER BY reject_reason, file_index, log_row
         """
     ).fetchall()
-    counts = dict(con.execute("SELECT reject_reason, count(*) FROM classified WHERE reject_reason IS NOT NULL GROUP BY 1").fetchall())
+    counts = dict(
+        con.execute("SELECT reject_reason, count(*) FROM classified WHERE reject_reason IS NOT NULL GROUP BY 1").fetchall()
+    )
     files: dict[int, str] = {}
     unnamed = sorted({index for _, input_id, index, _ in examples if input_id is None})
     if unnamed:  # only rows without an id need their file's name, so it is looked up for them alone
-        files = dict(con.execute(
-            f"SELECT DISTINCT file_index, filename FROM {log.reader} WHERE file_index IN ({', '.join(map(str, unnamed))})"
-        ).fetchall())
+        files = dict(
+            con.execute(
+                f"SELECT DISTINCT file_index, filename FROM {log.reader} WHERE file_index IN ({', '.join(map(str, unnamed))})"
+            ).fetchall()
+        )
     listed: dict[str, list[str]] = {}
     for reason, input_id, index, row in examples:
         name = Path(files.get(index, "?")).name

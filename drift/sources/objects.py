@@ -137,7 +137,7 @@ def join(base_file: str, uri: str) -> str:
     """A relative uri in a log at s3://bucket/logs/x.parquet names s3://bucket/logs/<uri>."""
     if uri.startswith(SCHEME):
         return _normal(uri)
-    bucket_path = base_file[len(SCHEME):]
+    bucket_path = base_file[len(SCHEME) :]
     return _normal(SCHEME + posixpath.join(posixpath.dirname(bucket_path), uri))
 
 
@@ -152,7 +152,7 @@ def object_uri(uri: str | None, log_file: str | None) -> str | None:
 
 
 def _normal(uri: str) -> str:
-    path = uri[len(SCHEME):]
+    path = uri[len(SCHEME) :]
     bucket, _, key = path.partition("/")
     # ".." that climbs out of the bucket stays as a part of the key, and so fails the roots check
     parts: list[str] = []
@@ -174,10 +174,9 @@ def inside_prefixes(uri: str, roots: list[str]) -> bool:
         if not root.startswith(SCHEME):
             continue
         prefix = _normal(root).rstrip("/") + "/"
-        if normal.startswith(prefix) and "/../" not in "/" + normal[len(prefix):] + "/":
+        if normal.startswith(prefix) and "/../" not in "/" + normal[len(prefix) :] + "/":
             return True
     return False
-
 
 
 def push_folder(store: Any, folder: Path, uri: str, manifest: str, files: list[str]) -> None:

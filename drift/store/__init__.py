@@ -187,7 +187,14 @@ MIGRATIONS: list[str] = [
 
 # Tables holding one run's rows, deleted together when the run is replaced.
 RUN_TABLES = (
-    "segments", "samples", "input_errors", "log_rejects", "descriptors", "findings", "outliers", "stage_timings",
+    "segments",
+    "samples",
+    "input_errors",
+    "log_rejects",
+    "descriptors",
+    "findings",
+    "outliers",
+    "stage_timings",
 )
 
 
@@ -395,7 +402,9 @@ def segment_history(con: duckdb.DuckDBPyConnection, job: str, until: str, nights
     ).fetchall()
     history: dict[str, list[Night]] = {}
     for kind, source, day, status, drifted, severity in rows:
-        history.setdefault(f"{kind}/{source}", []).append(Night(window_start=day, status=status, drifted=drifted, severity=severity))
+        history.setdefault(f"{kind}/{source}", []).append(
+            Night(window_start=day, status=status, drifted=drifted, severity=severity)
+        )
     return history
 
 
@@ -417,8 +426,23 @@ def job_health(con: duckdb.DuckDBPyConnection, job: str) -> dict:
 
 # --- alerts, the outbox and deliveries ---------------------------------------------------------
 
-ALERT_COLUMNS = ("dedup_key", "job", "kind", "source", "check_family", "state", "severity", "title",
-                 "opened_run_id", "last_run_id", "opened_at", "updated_at", "resolved_at", "body", "window_start")
+ALERT_COLUMNS = (
+    "dedup_key",
+    "job",
+    "kind",
+    "source",
+    "check_family",
+    "state",
+    "severity",
+    "title",
+    "opened_run_id",
+    "last_run_id",
+    "opened_at",
+    "updated_at",
+    "resolved_at",
+    "body",
+    "window_start",
+)
 
 
 def job_alerts(con: duckdb.DuckDBPyConnection, job: str) -> dict[str, dict]:
@@ -508,72 +532,108 @@ def job_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def runs_frame(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
-    return _frame(con, """SELECT job, window_start::DATE AS day, severity, drifted, n_sampled, n_errors,
+    return _frame(
+        con,
+        """SELECT job, window_start::DATE AS day, severity, drifted, n_sampled, n_errors,
                                  round(epoch(finished_at - started_at), 1) AS seconds
-                          FROM runs WHERE list_contains(?, job) ORDER BY job, day""", [jobs])
+                          FROM runs WHERE list_contains(?, job) ORDER BY job, day""",
+        [jobs],
+    )
 
 
 def drifted_checks_by_day(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
-    return _frame(con, """SELECT r.window_start::DATE AS day, f.kind || '/' || f.source || ' ' || f.check_family AS check,
+    return _frame(
+        con,
+        """SELECT r.window_start::DATE AS day, f.kind || '/' || f.source || ' ' || f.check_family AS check,
                                  count(*) FILTER (WHERE f.status = 'drift') AS drifted
                           FROM findings f JOIN runs r USING (run_id)
-                          WHERE list_contains(?, r.job) GROUP BY ALL ORDER BY day""", [jobs])
+                          WHERE list_contains(?, r.job) GROUP BY ALL ORDER BY day""",
+        [jobs],
+    )
 
 
 def open_alerts_frame(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
-    return _frame(con, """SELECT a.severity, a.title, a.opened_at, a.updated_at,
+    return _frame(
+        con,
+        """SELECT a.severity, a.title, a.opened_at, a.updated_at,
                                  count(o.message_id) FILTER (WHERE o.delivered_at IS NULL) AS undelivered
                           FROM alerts a LEFT JOIN outbox o USING (dedup_key)
-                          WHERE a.state = 'open' AND list_contains(?, a.job) GROUP BY ALL ORDER BY a.severity, a.title""", [jobs])
+                          WHERE a.state = 'open' AND list_contains(?, a.job) GROUP BY ALL ORDER BY a.severity, a.title""",
+        [jobs],
+    )
 
 
 def error_rates_by_day(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
-    return _frame(con, """SELECT r.window_start::DATE AS day, s.kind || '/' || s.source AS segment, e.category,
+    return _frame(
+        con,
+        """SELECT r.window_start::DATE AS day, s.kind || '/' || s.source AS segment, e.category,
                                  count(*) / any_value(s.n_sampled) AS rate
                           FROM input_errors e JOIN segments s USING (run_id, kind, source) JOIN runs r USING (run_id)
-                          WHERE list_contains(?, r.job) AND e.category <> 'internal' GROUP BY ALL ORDER BY day""", [jobs])
+                          WHERE list_contains(?, r.job) AND e.category <> 'internal' GROUP BY ALL ORDER BY day""",
+        [jobs],
+    )
 
 
 def stage_costs(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
-    return _frame(con, """SELECT r.window_start::DATE AS day, t.stage, t.seconds, t.cpu_seconds, t.peak_rss_mb
-                          FROM stage_timings t JOIN runs r USING (run_id) WHERE list_contains(?, r.job) ORDER BY day""", [jobs])
+    return _frame(
+        con,
+        """SELECT r.window_start::DATE AS day, t.stage, t.seconds, t.cpu_seconds, t.peak_rss_mb
+                          FROM stage_timings t JOIN runs r USING (run_id) WHERE list_contains(?, r.job) ORDER BY day""",
+        [jobs],
+    )
 
 
 def find_run(con: duckdb.DuckDBPyConnection, day: str | None = None) -> tuple[str, str] | None:
     """(job, run_id) of the run of `day` (YYYY-MM-DD), or of the latest window."""
     if day:
-        row = con.execute("SELECT job, run_id FROM runs WHERE window_start::DATE = ?::DATE ORDER BY finished_at DESC LIMIT 1",
-                          [day]).fetchone()
+        row = con.execute(
+            "SELECT job, run_id FROM runs WHERE window_start::DATE = ?::DATE ORDER BY finished_at DESC LIMIT 1", [day]
+        ).fetchone()
     else:
         row = con.execute("SELECT job, run_id FROM runs ORDER BY window_start DESC, finished_at DESC LIMIT 1").fetchone()
     return (row[0], row[1]) if row else None
 
 
 def segment_findings(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
-    return _frame(con, """SELECT check_family, target, status, method, p_adjusted, effect_size, effect_threshold, severity,
+    return _frame(
+        con,
+        """SELECT check_family, target, status, method, p_adjusted, effect_size, effect_threshold, severity,
                                  detail->>'old' AS was, detail->>'new' AS now
                           FROM findings WHERE run_id = ? AND kind = ? AND source = ?
-                          ORDER BY status <> 'drift', effect_size DESC""", [run_id, kind, source])
+                          ORDER BY status <> 'drift', effect_size DESC""",
+        [run_id, kind, source],
+    )
 
 
 def segment_descriptors(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
-    return _frame(con, "SELECT input_id, name, value, label FROM descriptors WHERE run_id = ? AND kind = ? AND source = ?",
-                  [run_id, kind, source])
+    return _frame(
+        con,
+        "SELECT input_id, name, value, label FROM descriptors WHERE run_id = ? AND kind = ? AND source = ?",
+        [run_id, kind, source],
+    )
 
 
 def ranked_items(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
     """The items least like the baseline per embedding (`outliers`), with where they are and, for
     documents, their characters per page."""
-    return _frame(con, """SELECT o.target, o.rank, o.input_id, o.score, s.path, d.value AS chars
+    return _frame(
+        con,
+        """SELECT o.target, o.rank, o.input_id, o.score, s.path, d.value AS chars
                           FROM outliers o JOIN samples s USING (run_id, input_id)
                           LEFT JOIN descriptors d ON d.run_id = o.run_id AND d.input_id = o.input_id AND d.name = 'text_chars_per_page'
-                          WHERE o.run_id = ? AND o.kind = ? AND o.source = ? ORDER BY o.target, o.rank""", [run_id, kind, source])
+                          WHERE o.run_id = ? AND o.kind = ? AND o.source = ? ORDER BY o.target, o.rank""",
+        [run_id, kind, source],
+    )
 
 
 def schema_examples(con: duckdb.DuckDBPyConnection, run_id: str, kind: str, source: str) -> pl.DataFrame:
     """The example inputs of each drifted payload-schema finding, with where they are."""
-    return _frame(con, """SELECT e.target, e.input_id, s.path FROM (
+    return _frame(
+        con,
+        """SELECT e.target, e.input_id, s.path FROM (
                               SELECT f.target, unnest(CAST(f.detail->'examples' AS VARCHAR[])) AS input_id
                               FROM findings f WHERE f.run_id = ? AND f.kind = ? AND f.source = ? AND f.status = 'drift'
                               AND f.check_family LIKE 'schema%') e
-                          LEFT JOIN samples s ON s.run_id = ? AND s.input_id = e.input_id""", [run_id, kind, source, run_id])
+                          LEFT JOIN samples s ON s.run_id = ? AND s.input_id = e.input_id""",
+        [run_id, kind, source, run_id],
+    )

@@ -43,7 +43,10 @@ class ModelTable:
 
     def frame(self, models: Iterable[BaseModel], **keys: Any) -> pl.DataFrame:
         rows = [{**keys, **{c: self._value(m, c) for c in self.columns}} for m in models]
-        schema = {**{k: pl.Utf8 for k in self.keys}, **{c: self.dtypes.get(c, _dtype(self.model, self.field_of(c))) for c in self.columns}}
+        schema = {
+            **{k: pl.Utf8 for k in self.keys},
+            **{c: self.dtypes.get(c, _dtype(self.model, self.field_of(c))) for c in self.columns},
+        }
         return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
     def _value(self, model: BaseModel, column: str) -> Any:
@@ -68,8 +71,21 @@ MODEL_TABLES: dict[str, ModelTable] = {
     "findings": ModelTable(
         Finding,
         keys=("run_id", "kind", "source"),
-        columns=("check_family", "target", "method", "statistic", "p_value", "p_adjusted", "effect_size",
-                 "effect_threshold", "n_ref", "n_cur", "status", "severity", "detail"),
+        columns=(
+            "check_family",
+            "target",
+            "method",
+            "statistic",
+            "p_value",
+            "p_adjusted",
+            "effect_size",
+            "effect_threshold",
+            "n_ref",
+            "n_cur",
+            "status",
+            "severity",
+            "detail",
+        ),
         renamed={"check_family": "check"},
         as_json=("detail",),
     ),
@@ -79,7 +95,10 @@ MODEL_TABLES: dict[str, ModelTable] = {
         columns=("kind", "source", "n_population", "n_sampled", "n_items", "n_errors", "status", "drifted", "severity"),
     ),
     "stage_timings": ModelTable(
-        Stage, keys=("run_id",), columns=("stage", "seconds", "items", "cpu_seconds", "peak_rss_mb"), dtypes={"items": pl.Int32},
+        Stage,
+        keys=("run_id",),
+        columns=("stage", "seconds", "items", "cpu_seconds", "peak_rss_mb"),
+        dtypes={"items": pl.Int32},
     ),
 }
 # Fields of those models that live elsewhere: in runs.summary (the record), or in a table of their own.
@@ -94,7 +113,9 @@ def stage_rows(run_id: str, stages: list[Stage]) -> pl.DataFrame:
     return MODEL_TABLES["stage_timings"].frame(stages, run_id=run_id)
 
 
-def run_tables(run_id: str, analysis: WindowAnalysis, verdicts: dict[tuple[str, str], Verdict], record: RunRecord) -> dict[str, pl.DataFrame]:
+def run_tables(
+    run_id: str, analysis: WindowAnalysis, verdicts: dict[tuple[str, str], Verdict], record: RunRecord
+) -> dict[str, pl.DataFrame]:
     """Every row the run's transaction writes, but the run's own (store.write_run adds it)."""
     rows = analysis.sample.rows
     paths = [local_path(uri, log_file) for uri, log_file in zip(rows["uri"], rows["log_file"])]
@@ -104,8 +125,14 @@ def run_tables(run_id: str, analysis: WindowAnalysis, verdicts: dict[tuple[str, 
         pl.Series("path", paths, dtype=pl.Utf8),
     )
     errors = [
-        {"run_id": run_id, "input_id": e.input_id, "kind": d.kind, "source": d.source, "category": e.category,
-         "message": e.message + (f"\n{e.traceback}" if e.traceback else "")}
+        {
+            "run_id": run_id,
+            "input_id": e.input_id,
+            "kind": d.kind,
+            "source": d.source,
+            "category": e.category,
+            "message": e.message + (f"\n{e.traceback}" if e.traceback else ""),
+        }
         for d in analysis.segments.values()
         for e in d.errors
     ]
@@ -113,17 +140,30 @@ def run_tables(run_id: str, analysis: WindowAnalysis, verdicts: dict[tuple[str, 
     for (kind, source), verdict in verdicts.items():
         findings.append(MODEL_TABLES["findings"].frame(verdict.findings, run_id=run_id, kind=kind, source=source))
         outliers += [
-            {"run_id": run_id, "kind": kind, "source": source, "target": finding.target, "rank": rank, "input_id": input_id, "score": score}
+            {
+                "run_id": run_id,
+                "kind": kind,
+                "source": source,
+                "target": finding.target,
+                "rank": rank,
+                "input_id": input_id,
+                "score": score,
+            }
             for finding in verdict.findings
             for rank, (input_id, score) in enumerate(finding.ranking, start=1)
         ]
         data = analysis.segments.get((kind, source))
         if data is not None and data.features.n:
-            descriptors.append(long_descriptors(data.features.descriptors).with_columns(
-                pl.lit(run_id).alias("run_id"), pl.lit(kind).alias("kind"), pl.lit(source).alias("source")))
+            descriptors.append(
+                long_descriptors(data.features.descriptors).with_columns(
+                    pl.lit(run_id).alias("run_id"), pl.lit(kind).alias("kind"), pl.lit(source).alias("source")
+                )
+            )
     return {
         "samples": samples,
-        "input_errors": pl.DataFrame(errors, schema={k: pl.Utf8 for k in ("run_id", "input_id", "kind", "source", "category", "message")}),
+        "input_errors": pl.DataFrame(
+            errors, schema={k: pl.Utf8 for k in ("run_id", "input_id", "kind", "source", "category", "message")}
+        ),
         "segments": MODEL_TABLES["segments"].frame(record.segments, run_id=run_id),
         "findings": pl.concat(findings) if findings else pl.DataFrame(),
         "descriptors": pl.concat(descriptors, how="diagonal") if descriptors else pl.DataFrame(),

@@ -43,10 +43,13 @@ def _column_test(ref_col: pl.Series, cur_col: pl.Series) -> TestResult:
             return numeric_test(x, y)
         x, y = x[np.isfinite(x)], y[np.isfinite(y)]
         result = proportion_test(int(x.sum()), len(x), int(y.sum()), len(y))
-        return replace(result, detail={
-            "old": f"yes in {100 * result.params['ref_rate']:.0f}%" if len(x) else "none",
-            "new": f"yes in {100 * result.params['cur_rate']:.0f}%" if len(y) else "none",
-        })
+        return replace(
+            result,
+            detail={
+                "old": f"yes in {100 * result.params['ref_rate']:.0f}%" if len(x) else "none",
+                "new": f"yes in {100 * result.params['cur_rate']:.0f}%" if len(y) else "none",
+            },
+        )
     return categorical_test(ref_col.cast(pl.Utf8).fill_null("(null)"), cur_col.cast(pl.Utf8).fill_null("(null)"))
 
 
@@ -64,7 +67,9 @@ def day_to_day(ref_col: pl.Series, days: np.ndarray | None) -> float | None:
     labels = usable_days(days)
     if labels is None:
         return None
-    return day_bound([_column_test(ref_col.filter(pl.Series(days != d)), ref_col.filter(pl.Series(days == d))).effect_size for d in labels])
+    return day_bound(
+        [_column_test(ref_col.filter(pl.Series(days != d)), ref_col.filter(pl.Series(days == d))).effect_size for d in labels]
+    )
 
 
 DAY_BOUND_LEVEL = 0.99
@@ -155,15 +160,21 @@ def descriptor_checks(
         train, _ = split_reference(ref.height, seed)
         ref_matrix, cur_matrix = descriptor_matrix(ref, cur, train)
         if ref_matrix.shape[1]:
-            results.append(_novelty(ref_matrix, cur_matrix, cur["input_id"].to_list(), seed, Family.DESCRIPTOR, "all descriptors"))
+            results.append(
+                _novelty(ref_matrix, cur_matrix, cur["input_id"].to_list(), seed, Family.DESCRIPTOR, "all descriptors")
+            )
     return results
 
 
-def _novelty(ref_matrix: np.ndarray, cur_matrix: np.ndarray, cur_ids: list[str], seed: int, family: Family, subject: str) -> TestResult:
+def _novelty(
+    ref_matrix: np.ndarray, cur_matrix: np.ndarray, cur_ids: list[str], seed: int, family: Family, subject: str
+) -> TestResult:
     result, p_values = novelty_test(ref_matrix, cur_matrix, seed=seed)
     order = np.argsort(np.nan_to_num(p_values, nan=np.inf), kind="stable")
     flagged = [cur_ids[i] for i in order[: int(result.statistic)]] if np.isfinite(result.statistic) else []
     return result.labelled(family=family, subject=subject, detail={"examples": flagged[:MAX_EXAMPLES]})
+
+
 RANKED = 50  # current items kept in the `outliers` ranking per segment and embedding
 
 
@@ -196,7 +207,9 @@ def embedding_checks(ref: FeatureSet, cur: FeatureSet, seed: int) -> list[TestRe
             _novelty(ref_matrix, cur_matrix, cur_ids, seed, Family.EMBEDDING, name),
             held(componentwise_ks_test(ref_matrix, cur_matrix)).labelled(family=Family.EMBEDDING, subject=name),
             replace(
-                held(classifier).labelled(family=Family.EMBEDDING, subject=name, detail={"examples": [i for i, _ in ranking[:MAX_EXAMPLES]]}),
+                held(classifier).labelled(
+                    family=Family.EMBEDDING, subject=name, detail={"examples": [i for i, _ in ranking[:MAX_EXAMPLES]]}
+                ),
                 ranking=ranking,
             ),
         ]

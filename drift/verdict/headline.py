@@ -54,14 +54,23 @@ BINARY_WORDS: dict[str, tuple[str, str]] = {
 
 # Categorical descriptors: what the category is of.
 CATEGORY_WORDS = {
-    "format": "file format", "mode": "colour mode", "orientation": "EXIF orientation", "camera_make": "camera maker",
-    "producer_family": "producing software", "page_size": "page size", "pdf_version": "PDF version",
+    "format": "file format",
+    "mode": "colour mode",
+    "orientation": "EXIF orientation",
+    "camera_make": "camera maker",
+    "producer_family": "producing software",
+    "page_size": "page size",
+    "pdf_version": "PDF version",
 }
 
 # Among findings of one severity, the ones that say most plainly what happened come first.
 FAMILY_ORDER = {
-    Family.ERROR_RATE: 0, Family.SCHEMA_BREAKING: 1, Family.DESCRIPTOR: 2, Family.SCHEMA_SHIFT: 3,
-    Family.SCHEMA_ADDITIVE: 4, Family.EMBEDDING: 5,
+    Family.ERROR_RATE: 0,
+    Family.SCHEMA_BREAKING: 1,
+    Family.DESCRIPTOR: 2,
+    Family.SCHEMA_SHIFT: 3,
+    Family.SCHEMA_ADDITIVE: 4,
+    Family.EMBEDDING: 5,
 }
 # Methods that say that items differ but not how: after the findings that name a change.
 INDIRECT = {"conformal", "classifier", "mmd", "pca_ks"}
@@ -126,7 +135,9 @@ def _categorical(name: str, noun: str, source: str, detail: dict) -> tuple[float
     label = max(moves, key=lambda k: (abs(moves[k]), k))
     what = CATEGORY_WORDS.get(name, name)
     was = _was(ref.get(label, 0.0))
-    return abs(moves[label]), f"{pct(cur.get(label, 0.0))} of {source} {noun} now have {what} '{label}', against {was} in the baseline."
+    return abs(
+        moves[label]
+    ), f"{pct(cur.get(label, 0.0))} of {source} {noun} now have {what} '{label}', against {was} in the baseline."
 
 
 def sentence(kind: str, source: str, finding: Finding) -> tuple[float, str]:
@@ -139,7 +150,10 @@ def sentence(kind: str, source: str, finding: Finding) -> tuple[float, str]:
         category = finding.subject
         what = "could not be read" if category == "all" else f"failed as {category.replace('_', ' ')}"
         failed = finding.counts[1] if finding.counts else round(cur * finding.n_cur)
-        return cur - ref, f"{pct(cur)} of {source} {noun} {what} ({failed} of {finding.n_cur}), against {_was(ref)} in the baseline."
+        return (
+            cur - ref,
+            f"{pct(cur)} of {source} {noun} {what} ({failed} of {finding.n_cur}), against {_was(ref)} in the baseline.",
+        )
     if family is Family.DESCRIPTOR:
         if method == "conformal":
             return _novel(noun, source, detail, "by their descriptors")
@@ -148,13 +162,20 @@ def sentence(kind: str, source: str, finding: Finding) -> tuple[float, str]:
             return abs(cur - ref), _binary(target, noun, source, ref, cur)
         if method == "chi2":
             return _categorical(target, noun, source, detail)
-        return _numeric(target, noun, source, detail, finding.statistic or 0.0) if method == "ks" else (0.0, f"{target} of {source} {noun} moved.")
+        return (
+            _numeric(target, noun, source, detail, finding.statistic or 0.0)
+            if method == "ks"
+            else (0.0, f"{target} of {source} {noun} moved.")
+        )
     if family is Family.EMBEDDING:
         if method == "conformal":
             return _novel(noun, source, detail, f"in their {target} embedding")
         if method == "classifier":
             auc = 0.5 + (finding.effect_size or 0) / 2
-            return 0.0, f"A classifier tells today's {source} {noun} from the baseline's by their {target} embedding (AUC {auc:.2f})."
+            return (
+                0.0,
+                f"A classifier tells today's {source} {noun} from the baseline's by their {target} embedding (AUC {auc:.2f}).",
+            )
         return 0.0, f"The {target} embedding of {source} {noun} moved away from the baseline's ({method})."
     # payload checks: their own words are in old/new
     if finding.aspect is Aspect.SHAPE and "cur_rate" in detail:
@@ -163,9 +184,16 @@ def sentence(kind: str, source: str, finding: Finding) -> tuple[float, str]:
         path = finding.subject
         ref, cur = detail["ref_rate"], detail["cur_rate"]
         if cur < ref:
-            return ref - cur, f"{path} is missing from {pct(1 - cur)} of {source} {noun}, against {_was(1 - ref)} in the baseline."
+            return (
+                ref - cur,
+                f"{path} is missing from {pct(1 - cur)} of {source} {noun}, against {_was(1 - ref)} in the baseline.",
+            )
         return cur - ref, f"{path} now appears in {pct(cur)} of {source} {noun}, against {_was(ref)} in the baseline."
-    moved = _share(detail) if "cur_rate" in detail else (finding.effect_size or 0.0 if detail.get("effect") == "total_variation" else 0.0)
+    moved = (
+        _share(detail)
+        if "cur_rate" in detail
+        else (finding.effect_size or 0.0 if detail.get("effect") == "total_variation" else 0.0)
+    )
     if "old" in detail and "new" in detail:
         return moved, f"{target} in {source} {noun} is now {detail['new']}; in the baseline, {detail['old']}."
     return moved, f"{target} in {source} {noun} changed ({method})."

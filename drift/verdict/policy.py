@@ -90,7 +90,9 @@ def error_control(policy: PolicySection, segments: int) -> dict[str, Any]:
     }
 
 
-def _levels(results: list[TestResult], testable: list[int], policy: PolicySection, segments: int) -> tuple[np.ndarray, np.ndarray]:
+def _levels(
+    results: list[TestResult], testable: list[int], policy: PolicySection, segments: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Each testable check's adjusted p-value and the level it is held to (see the module's docstring)."""
     adjusted = np.full(len(results), math.nan)
     level = np.full(len(results), math.nan)
@@ -113,7 +115,9 @@ def _levels(results: list[TestResult], testable: list[int], policy: PolicySectio
     return adjusted, level
 
 
-def _finding(result: TestResult, p_adjusted: float, threshold: float, status: FindingStatus, severity: Severity, level: float) -> Finding:
+def _finding(
+    result: TestResult, p_adjusted: float, threshold: float, status: FindingStatus, severity: Severity, level: float
+) -> Finding:
     held = {"level": float(f"{level:.3g}")} if math.isfinite(level) else {}
     return Finding(
         check=Family(result.family),
@@ -139,11 +143,7 @@ def _finding(result: TestResult, p_adjusted: float, threshold: float, status: Fi
 
 def decide(results: list[TestResult], policy: PolicySection, segments: int = 1) -> Verdict:
     """One segment's verdict, in a run that tests `segments` segments (its share of the night's budget)."""
-    testable = [
-        i
-        for i, r in enumerate(results)
-        if math.isfinite(r.p_value) and min(r.n_ref, r.n_cur) >= policy.min_samples
-    ]
+    testable = [i for i, r in enumerate(results) if math.isfinite(r.p_value) and min(r.n_ref, r.n_cur) >= policy.min_samples]
     adjusted, level = _levels(results, testable, policy, segments)
     findings = []
     for i, result in enumerate(results):

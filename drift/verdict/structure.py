@@ -144,13 +144,31 @@ def _presence(path, r, c, n_ref, n_cur, ex: _Examples) -> TestResult:
     detail = {"old": f"present {100 * p_ref:.0f}%", "new": f"present {100 * p_cur:.0f}%"}
     if k_ref == 0:
         result = proportion_test(k_ref, n_ref, k_cur, n_cur, alternative="greater")
-        return result.labelled(family=Family.SCHEMA_ADDITIVE, subject=path, aspect=Aspect.PRESENCE, detail={**detail, "examples": ex.holding(path)}, counts=(k_ref, k_cur))
+        return result.labelled(
+            family=Family.SCHEMA_ADDITIVE,
+            subject=path,
+            aspect=Aspect.PRESENCE,
+            detail={**detail, "examples": ex.holding(path)},
+            counts=(k_ref, k_cur),
+        )
     if p_cur < p_ref and p_ref >= REQUIRED:
         result = proportion_test(k_ref, n_ref, k_cur, n_cur, alternative="less")
-        return result.labelled(family=Family.SCHEMA_BREAKING, subject=path, aspect=Aspect.PRESENCE, detail={**detail, "examples": ex.lacking(path)}, counts=(k_ref, k_cur))
+        return result.labelled(
+            family=Family.SCHEMA_BREAKING,
+            subject=path,
+            aspect=Aspect.PRESENCE,
+            detail={**detail, "examples": ex.lacking(path)},
+            counts=(k_ref, k_cur),
+        )
     result = proportion_test(k_ref, n_ref, k_cur, n_cur)
     examples = ex.lacking(path) if p_cur < p_ref else ex.holding(path)
-    return result.labelled(family=Family.SCHEMA_SHIFT, subject=path, aspect=Aspect.PRESENCE, detail={**detail, "examples": examples}, counts=(k_ref, k_cur))
+    return result.labelled(
+        family=Family.SCHEMA_SHIFT,
+        subject=path,
+        aspect=Aspect.PRESENCE,
+        detail={**detail, "examples": examples},
+        counts=(k_ref, k_cur),
+    )
 
 
 def _nulls(path, r, c, ex: _Examples) -> TestResult | None:
@@ -161,12 +179,18 @@ def _nulls(path, r, c, ex: _Examples) -> TestResult | None:
         if k_cur == 0:
             return None
         return never_seen_test(k_cur, n_ref, n_cur).labelled(
-            family=Family.SCHEMA_BREAKING, subject=path, aspect=Aspect.NULLS, detail={**detail, "examples": ex.holding(path, type="null")},
+            family=Family.SCHEMA_BREAKING,
+            subject=path,
+            aspect=Aspect.NULLS,
+            detail={**detail, "examples": ex.holding(path, type="null")},
             counts=(k_ref, k_cur),
         )
     result = proportion_test(k_ref, n_ref, k_cur, n_cur)
     return result.labelled(
-        family=Family.SCHEMA_SHIFT, subject=path, aspect=Aspect.NULLS, detail={**detail, "examples": ex.holding(path, type="null")},
+        family=Family.SCHEMA_SHIFT,
+        subject=path,
+        aspect=Aspect.NULLS,
+        detail={**detail, "examples": ex.holding(path, type="null")},
         counts=(k_ref, k_cur),
     )
 
@@ -281,9 +305,21 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
         cur_types = {t: v for t, v in _counts(c, "t_", TYPES).items() if t != "null"}
         if sum(ref_types.values()) and sum(cur_types.values()):
             new_types = {t for t, v in cur_types.items() if v and not ref_types[t]}
-            never = (ex.count("tags", path, "type", new_types), r["docs"] - r["t_null"], c["docs"] - c["t_null"]) if new_types else None
+            never = (
+                (ex.count("tags", path, "type", new_types), r["docs"] - r["t_null"], c["docs"] - c["t_null"])
+                if new_types
+                else None
+            )
             results.append(
-                _mix_finding(Family.SCHEMA_BREAKING, path, Aspect.TYPE, ref_types, cur_types, ex.with_types(path, new_types), never_seen=never)
+                _mix_finding(
+                    Family.SCHEMA_BREAKING,
+                    path,
+                    Aspect.TYPE,
+                    ref_types,
+                    cur_types,
+                    ex.with_types(path, new_types),
+                    never_seen=never,
+                )
             )
         if r["t_string"] and c["t_string"]:
             ref_formats, cur_formats = _counts(r, "f_", FORMATS), _counts(c, "f_", FORMATS)
@@ -291,8 +327,13 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
             never = (ex.count("tags", path, "format", new_formats), r["t_string"], c["t_string"]) if new_formats else None
             results.append(
                 _mix_finding(
-                    Family.SCHEMA_BREAKING, path, Aspect.FORMAT, ref_formats, cur_formats,
-                    ex.with_types(path, new_formats, "format"), never_seen=never,
+                    Family.SCHEMA_BREAKING,
+                    path,
+                    Aspect.FORMAT,
+                    ref_formats,
+                    cur_formats,
+                    ex.with_types(path, new_formats, "format"),
+                    never_seen=never,
                 )
             )
         nulls = _nulls(path, r, c, ex)
@@ -304,8 +345,14 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
             never = (ex.count("keys", path, "class", changed), r["t_object"], c["t_object"]) if changed else None
             results.append(
                 _mix_finding(
-                    Family.SCHEMA_BREAKING, path, Aspect.KEY_PATTERN, ref_keys, cur_keys,
-                    ex.with_key_classes(path, changed), " keys", never_seen=never,
+                    Family.SCHEMA_BREAKING,
+                    path,
+                    Aspect.KEY_PATTERN,
+                    ref_keys,
+                    cur_keys,
+                    ex.with_key_classes(path, changed),
+                    " keys",
+                    never_seen=never,
                 )
             )
         time_field = ref_times.field(path, r)

@@ -90,9 +90,7 @@ class Times:
         mapping = pl.DataFrame(
             {"value": list(parsed), "t": [parsed[v] for v in parsed]}, schema={"value": pl.Utf8, "t": pl.Float64}
         )
-        return (
-            values.join(mapping, on="value").drop_nulls("t").group_by("input_id").agg(pl.col("t").median())
-        )
+        return values.join(mapping, on="value").drop_nulls("t").group_by("input_id").agg(pl.col("t").median())
 
     def numbers(self, path: str) -> pl.DataFrame:
         return self.tables["numbers"].filter(pl.col("path") == path).select("input_id", pl.col("value").alias("t"))
@@ -194,6 +192,10 @@ def lag_test(ref_lags: pl.DataFrame, cur_lags: pl.DataFrame, examples: int = 5) 
         effect,
         len(x),
         len(y),
-        {"effect": "wasserstein/max(sd, 1h)", "old": f"lag to receipt p5/p50/p95 {quantiles(x)}", "new": f"lag to receipt p5/p50/p95 {quantiles(y)}"},
+        {
+            "effect": "wasserstein/max(sd, 1h)",
+            "old": f"lag to receipt p5/p50/p95 {quantiles(x)}",
+            "new": f"lag to receipt p5/p50/p95 {quantiles(y)}",
+        },
         detail={"examples": odd},
     )

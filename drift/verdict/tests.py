@@ -174,7 +174,9 @@ def categorical_test(ref, cur, max_categories: int = 12) -> TestResult:
         "ref_top": {labels[i]: round(table[0, i] / n_ref, 4) for i in np.argsort(-table[0])[:3]},
         "cur_top": {labels[i]: round(table[1, i] / n_cur, 4) for i in np.argsort(-table[1])[:3]},
     }
-    return TestResult("chi2", float(chi2), float(p), effect, n_ref, n_cur, {"dof": int(dof), "effect": "jensen-shannon", **shares})
+    return TestResult(
+        "chi2", float(chi2), float(p), effect, n_ref, n_cur, {"dof": int(dof), "effect": "jensen-shannon", **shares}
+    )
 
 
 def proportion_test(k_ref: int, n_ref: int, k_cur: int, n_cur: int, alternative: str = "two-sided") -> TestResult:
@@ -218,7 +220,11 @@ def never_seen_test(k_cur: int, n_ref: int, n_cur: int) -> TestResult:
     effect = cohen_h(rate, bound) if rate > bound else 0.0
     # the statistic is the count of items showing the event (Fisher's odds ratio is infinite here)
     return replace(
-        result, method="rule_of_three", statistic=float(k_cur), effect_size=effect, params={**result.params, "bound": round(bound, 6)}
+        result,
+        method="rule_of_three",
+        statistic=float(k_cur),
+        effect_size=effect,
+        params={**result.params, "bound": round(bound, 6)},
     )
 
 
@@ -247,8 +253,13 @@ MMD_WORK = 5e10  # at most this many multiply-adds of permutations per test (200
 
 
 def mmd_test(
-    ref: np.ndarray, cur: np.ndarray, *, n_permutations: int = 500, max_permutations: int = 200_000,
-    max_n: int = 1000, seed: int = 0,
+    ref: np.ndarray,
+    cur: np.ndarray,
+    *,
+    n_permutations: int = 500,
+    max_permutations: int = 200_000,
+    max_n: int = 1000,
+    seed: int = 0,
 ) -> TestResult:
     """Maximum mean discrepancy with a sequential permutation p-value.
 
@@ -306,11 +317,7 @@ def mmd_test(
             break
         block = min(limit - drawn, 4 * drawn, MMD_BLOCK)
     kxx, kyy, kxy = k[:nx, :nx], k[nx:, nx:], k[:nx, nx:]
-    unbiased = (
-        (kxx.sum() - np.trace(kxx)) / (nx * (nx - 1))
-        + (kyy.sum() - np.trace(kyy)) / (ny * (ny - 1))
-        - 2.0 * kxy.mean()
-    )
+    unbiased = (kxx.sum() - np.trace(kxx)) / (nx * (nx - 1)) + (kyy.sum() - np.trace(kyy)) / (ny * (ny - 1)) - 2.0 * kxy.mean()
     return TestResult(
         "mmd",
         observed,
@@ -400,7 +407,7 @@ def classifier_test(ref: np.ndarray, cur: np.ndarray, *, seed: int = 0) -> tuple
         len(y),
         {"model": "logistic regression, C=0.1, standardised", "folds": 2, "seed": seed, "effect": "2*auc-1"},
     )
-    return result, scores[len(x):]
+    return result, scores[len(x) :]
 
 
 def knn_distance(reference: np.ndarray, points: np.ndarray, k: int) -> np.ndarray:
@@ -417,7 +424,9 @@ def split_reference(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
 
 
-def novelty_test(ref: np.ndarray, cur: np.ndarray, *, alpha: float = 0.01, k: int = 5, seed: int = 0) -> tuple[TestResult, np.ndarray]:
+def novelty_test(
+    ref: np.ndarray, cur: np.ndarray, *, alpha: float = 0.01, k: int = 5, seed: int = 0
+) -> tuple[TestResult, np.ndarray]:
     """What share of today's items are unlike anything in the baseline? Split conformal, exact.
 
     The baseline is split in two: a training part, and a calibration part held out from it. An

@@ -76,9 +76,7 @@ class ImageEncoder:
                 )
             open_clip.add_model_config(str(architecture))
         if model_name not in open_clip.list_models():
-            raise EmbedderError(
-                f"[image] model {model_name!r} is not an open_clip model; for example 'ViT-B-32' or 'RN50'"
-            )
+            raise EmbedderError(f"[image] model {model_name!r} is not an open_clip model; for example 'ViT-B-32' or 'RN50'")
         torch.set_num_threads(threads or os.cpu_count() or 1)
         if self.source == "untrained":
             # open_clip warns about random weights on the root logger; we say so ourselves, in every
@@ -142,9 +140,20 @@ class ImageEncoder:
                         "[image] quantize = 'int8' with backend = 'onnxruntime' is calibrated on the baseline's own items: "
                         "build the baseline with these [image] settings first (drift baseline build)"
                     )
-                static = (self.normalised(calibration), hashlib.sha256(np.ascontiguousarray(calibration, dtype=np.uint8).tobytes()).hexdigest())
-            self.onnx = OnnxVisual(model, model_name=model_name, weights_sha256=self.sha256, pretrained=pretrained,
-                                   source=self.source, image_size=self.image_size, threads=threads, calibration=static)
+                static = (
+                    self.normalised(calibration),
+                    hashlib.sha256(np.ascontiguousarray(calibration, dtype=np.uint8).tobytes()).hexdigest(),
+                )
+            self.onnx = OnnxVisual(
+                model,
+                model_name=model_name,
+                weights_sha256=self.sha256,
+                pretrained=pretrained,
+                source=self.source,
+                image_size=self.image_size,
+                threads=threads,
+                calibration=static,
+            )
         self.dim = int(model.visual.output_dim)
         self.seed = seed if self.source == "untrained" else None
 
@@ -163,8 +172,10 @@ class ImageEncoder:
                 "std": [round(float(v), 8) for v in self.std],
                 "normalise_output": "l2",
             },
-            "quantize": self.quantize + (
-                ("" if self.quantize == "none" else " (static, calibrated on the baseline's items)") if self.onnx is not None
+            "quantize": self.quantize
+            + (
+                ("" if self.quantize == "none" else " (static, calibrated on the baseline's items)")
+                if self.onnx is not None
                 else (" (dynamic, one item per forward pass)" if self.quantize == "int8" else "")
             ),
             # PyTorch eager has no entry, so baselines made before backends existed still match it

@@ -64,9 +64,14 @@ def export(model, image_size: int, path: Path) -> None:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on tracing and its deprecation
             torch.onnx.export(
-                Visual(model).eval(), (torch.zeros(2, 3, image_size, image_size),), partial,
-                input_names=["pixels"], output_names=["embedding"],
-                dynamic_axes={"pixels": {0: "n"}, "embedding": {0: "n"}}, opset_version=OPSET, dynamo=False,
+                Visual(model).eval(),
+                (torch.zeros(2, 3, image_size, image_size),),
+                partial,
+                input_names=["pixels"],
+                output_names=["embedding"],
+                dynamic_axes={"pixels": {0: "n"}, "embedding": {0: "n"}},
+                opset_version=OPSET,
+                dynamo=False,
             )
         os.replace(partial, path)
     finally:
@@ -98,9 +103,16 @@ def quantize_static_graph(source: Path, pixels: np.ndarray, path: Path) -> None:
             warnings.simplefilter("ignore")
             # symbolic shape inference's Reshape rule fails on the ViT; the rest of the preparation holds
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-            quantize_static(str(prepared), str(partial), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=["MatMul", "Gemm"])
+            quantize_static(
+                str(prepared),
+                str(partial),
+                Calibration(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul", "Gemm"],
+            )
         os.replace(partial, path)
 
 
@@ -109,8 +121,18 @@ class OnnxVisual:
     matrix products quantised to int8 on a calibration set (`calibration`: normalised pixels and
     the sha256 of the crops they came from)."""
 
-    def __init__(self, model, *, model_name: str, weights_sha256: str, pretrained: str, source: str, image_size: int,
-                 threads: int | None, calibration: tuple[np.ndarray, str] | None = None):
+    def __init__(
+        self,
+        model,
+        *,
+        model_name: str,
+        weights_sha256: str,
+        pretrained: str,
+        source: str,
+        image_size: int,
+        threads: int | None,
+        calibration: tuple[np.ndarray, str] | None = None,
+    ):
         runtime = _runtime()
         folder = cache_folder(pretrained, source)
         self.path = folder / f"{model_name}-{weights_sha256[:16]}-opset{OPSET}-fp32.onnx"
@@ -120,7 +142,9 @@ class OnnxVisual:
             self.precision, self.calibration_sha256 = "fp32", None
             if calibration is not None:
                 pixels, self.calibration_sha256 = calibration
-                quantised = folder / f"{model_name}-{weights_sha256[:16]}-opset{OPSET}-int8-static-{self.calibration_sha256[:16]}.onnx"
+                quantised = (
+                    folder / f"{model_name}-{weights_sha256[:16]}-opset{OPSET}-int8-static-{self.calibration_sha256[:16]}.onnx"
+                )
                 if not quantised.is_file():
                     quantize_static_graph(self.path, pixels, quantised)
                 self.path, self.precision = quantised, "int8-static"
@@ -135,9 +159,14 @@ class OnnxVisual:
         self.version = runtime.__version__
 
     def identity(self) -> dict[str, Any]:
-        return {"runtime": "onnxruntime", "version": self.version, "graph_sha256": self.graph_sha256, "opset": OPSET,
-                "precision": self.precision,
-                **({"calibration_sha256": self.calibration_sha256} if self.calibration_sha256 else {})}
+        return {
+            "runtime": "onnxruntime",
+            "version": self.version,
+            "graph_sha256": self.graph_sha256,
+            "opset": OPSET,
+            "precision": self.precision,
+            **({"calibration_sha256": self.calibration_sha256} if self.calibration_sha256 else {}),
+        }
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """Normalised pixels (n, 3, size, size) float32 -> (n, dim) float32, not yet L2-normalised."""

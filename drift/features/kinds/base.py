@@ -25,7 +25,17 @@ from ..featureset import INTERNAL, FeatureSet, InputError, InputProblem
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["INTERNAL", "FeatureSet", "InputError", "InputProblem", "Kind", "Featurizer", "DescriptorFeaturizer", "input_bytes", "read_limited"]
+__all__ = [
+    "INTERNAL",
+    "FeatureSet",
+    "InputError",
+    "InputProblem",
+    "Kind",
+    "Featurizer",
+    "DescriptorFeaturizer",
+    "input_bytes",
+    "read_limited",
+]
 
 
 class Featurizer(Protocol):

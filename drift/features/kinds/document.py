@@ -271,10 +271,21 @@ class DocumentKind:
     name = "document"
     # what each item gets (a yes/no is a 0/1 number); tests/test_conformance.py holds the featurizer to it
     descriptors = {
-        "attachments": "number", "file_bytes": "number", "form_fields": "number", "image_area_share": "number",
-        "image_dpi": "number", "invisible_text_share": "number", "mixed_page_sizes": "number",
-        "page_size": "category", "pages": "number", "pdf_version": "category", "producer_family": "category",
-        "risky_keys": "number", "rotated": "number", "text_chars_per_page": "number", "text_layer": "number",
+        "attachments": "number",
+        "file_bytes": "number",
+        "form_fields": "number",
+        "image_area_share": "number",
+        "image_dpi": "number",
+        "invisible_text_share": "number",
+        "mixed_page_sizes": "number",
+        "page_size": "category",
+        "pages": "number",
+        "pdf_version": "category",
+        "producer_family": "category",
+        "risky_keys": "number",
+        "rotated": "number",
+        "text_chars_per_page": "number",
+        "text_layer": "number",
     }
     tables = {}
     structured = False
@@ -304,12 +315,15 @@ class DocumentKind:
         spools: dict[str, EmbeddingSpool] = {}
         if section.text_model != "none":
             text = context.text_encoder()
-            spools["text"] = EmbeddingSpool(text.encode, text.dim, section.batch_size, context.spool_path(self.name, source, "text"))
+            spools["text"] = EmbeddingSpool(
+                text.encode, text.dim, section.batch_size, context.spool_path(self.name, source, "text")
+            )
         if section.page_embedding:
             image = context.image_encoder()
             spools["page"] = EmbeddingSpool(
-                lambda pages: image.encode_pixels(np.stack(pages)), image.dim, section.batch_size,
+                lambda pages: image.encode_pixels(np.stack(pages)),
+                image.dim,
+                section.batch_size,
                 context.spool_path(self.name, source, "page"),
             )
         return DocumentFeaturizer(spools)
-

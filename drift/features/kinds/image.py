@@ -261,19 +261,37 @@ class ImageFeaturizer(DescriptorFeaturizer):
         self.spool.add(input_id, opened["pixels"])
 
     def finish(self) -> FeatureSet:
-        return FeatureSet(ids=list(self.ids), descriptors=self.descriptor_frame(), embeddings={"clip": self.spool.matrix(self.ids)})
+        return FeatureSet(
+            ids=list(self.ids), descriptors=self.descriptor_frame(), embeddings={"clip": self.spool.matrix(self.ids)}
+        )
 
 
 class ImageKind:
     name = "image"
     # what each item gets (a yes/no is a 0/1 number); tests/test_conformance.py holds the featurizer to it
     descriptors = {
-        "aspect_ratio": "number", "blur_laplacian": "number", "brightness_mean": "number", "brightness_p05": "number",
-        "brightness_p95": "number", "bytes_per_pixel": "number", "camera_make": "category", "contrast": "number",
-        "dark_fraction": "number", "edge_density": "number", "entropy": "number", "exif_present": "number",
-        "file_bytes": "number", "format": "category", "height": "number", "megapixels": "number", "mode": "category",
-        "orientation": "category", "overexposed_fraction": "number", "saturation": "number",
-        "white_background": "number", "width": "number",
+        "aspect_ratio": "number",
+        "blur_laplacian": "number",
+        "brightness_mean": "number",
+        "brightness_p05": "number",
+        "brightness_p95": "number",
+        "bytes_per_pixel": "number",
+        "camera_make": "category",
+        "contrast": "number",
+        "dark_fraction": "number",
+        "edge_density": "number",
+        "entropy": "number",
+        "exif_present": "number",
+        "file_bytes": "number",
+        "format": "category",
+        "height": "number",
+        "megapixels": "number",
+        "mode": "category",
+        "orientation": "category",
+        "overexposed_fraction": "number",
+        "saturation": "number",
+        "white_background": "number",
+        "width": "number",
     }
     tables = {}
     structured = False
@@ -299,4 +317,3 @@ class ImageKind:
         return ImageFeaturizer(
             context.image_encoder(), context.config.image.batch_size, context.spool_path(self.name, source, "clip")
         )
-

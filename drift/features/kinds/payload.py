@@ -47,13 +47,21 @@ def _schemas() -> dict[str, dict[str, Any]]:
     import polars as pl  # here, not at the top: the workers import this module and make no frames
 
     value_types = {"hashes": pl.Int64, **{table: pl.Float64 for table in SAMPLES}}
-    return {name: {c: (value_types.get(name, pl.Utf8) if c == "value" else pl.Utf8) for c in cols} for name, cols in TABLES.items()}
+    return {
+        name: {c: (value_types.get(name, pl.Utf8) if c == "value" else pl.Utf8) for c in cols} for name, cols in TABLES.items()
+    }
+
 
 # In a batch, rows, paths, types, formats and classes are numbers (see open_payloads), as narrow as
 # they can be: the batch is pickled to the parent.
 _NARROW = {
-    "row": np.int32, "path": np.int32, "type": np.uint8, "format": np.uint8, "class": np.uint8,
-    ("hashes", "value"): np.uint32, ("values", "value"): np.int32,
+    "row": np.int32,
+    "path": np.int32,
+    "type": np.uint8,
+    "format": np.uint8,
+    "class": np.uint8,
+    ("hashes", "value"): np.uint32,
+    ("values", "value"): np.int32,
 }
 
 
@@ -61,7 +69,9 @@ def _narrowed(columns: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Observations.columns() with its number columns as narrow as they can be; texts stay lists."""
     return {
         table: {
-            name: column if isinstance(column, list) else column.astype(_NARROW.get((table, name), _NARROW.get(name, column.dtype)))
+            name: column
+            if isinstance(column, list)
+            else column.astype(_NARROW.get((table, name), _NARROW.get(name, column.dtype)))
             for name, column in table_columns.items()
         }
         for table, table_columns in columns.items()
@@ -203,7 +213,11 @@ class PayloadKind:
     name = "payload"
     # what each item gets (a yes/no is a 0/1 number); tests/test_conformance.py holds the featurizer to it
     descriptors = {
-        "big_ints": "number", "bytes": "number", "depth": "number", "had_bom": "number", "node_count": "number",
+        "big_ints": "number",
+        "bytes": "number",
+        "depth": "number",
+        "had_bom": "number",
+        "node_count": "number",
         "top_type": "category",
     }
     tables = TABLES
@@ -231,4 +245,3 @@ class PayloadKind:
 
     def featurizer(self, context, source: str) -> PayloadFeaturizer:
         return PayloadFeaturizer(keep_schema=context.keep_documents)
-
