@@ -198,12 +198,13 @@ def fingerprint(
     from .features.fingerprint import summary
     from .features.window import analyse_window
     from .pipeline import day_window
+    from .record import InputKind
 
     try:
         config = load_job(job)
         context = Context(config, _progress(quiet))
         context.keep_documents = True
-        analysis = analyse_window(config, day_window(config, day), context, StageClock(), kinds={"payload"})
+        analysis = analyse_window(config, day_window(config, day), context, StageClock(), kinds={InputKind.PAYLOAD.value})
     except DriftError as exc:
         _fail(str(exc))
     segments = {s: d for s, d in analysis.segments.items() if source is None or s[1] == source}

@@ -82,10 +82,10 @@ def _segment_verdicts(
         if segment not in baseline.segments:
             verdicts[segment] = Verdict(status=SegmentStatus.NO_BASELINE)
             continue
-        ref_meta = baseline.segments[segment]
+        counts = baseline.segments[segment]
         ref = baseline.features(*segment)
         results = compare_segment(ref, data.features, KINDS[data.kind], context)
-        results += error_rate_checks(ref_meta["errors"], ref_meta["n_sampled"], data.error_counts(), data.n_judged)
+        results += error_rate_checks(counts.errors, counts.n_sampled, data.error_counts(), data.n_judged)
         checks[segment] = results
     # The night's false-page budget is shared by every segment the run tests.
     for segment, results in checks.items():
@@ -156,7 +156,7 @@ def build_record(
         log_rejects=_plain(analysis.sample.rejects.to_dicts()),
         # the false-page rate per night this run's policy implies for its width
         # (the segments compared with a baseline, as the pipeline gives decide())
-        error_control=_plain(error_control(config.policy, tested)),
+        error_control=error_control(config.policy, tested),
         segments=segments,
         alerts=alerts,
         # drift's own failures on some inputs: bugs to report, left out of every error rate

@@ -107,6 +107,27 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
 
 
+class AlertState(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class Action(StrEnum):
+    """What an outbox message asks of a sink (PagerDuty's event_action spells them so)."""
+
+    TRIGGER = "trigger"
+    RESOLVE = "resolve"
+
+
+class AlertChange(StrEnum):
+    """What a run's transaction did to a segment's alert (RunRecord.alert_changes)."""
+
+    OPENED = "opened"
+    ESCALATED = "escalated"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+
+
 class Aspect(StrEnum):
     """What property of its subject a check looks at. A payload check's target is "<path> <aspect>";
     a descriptor's or an embedding's is its name alone (aspect NONE)."""
@@ -148,6 +169,16 @@ class BaselineRef(_Record):
     name: str
     window: Window
     dir: str | None = None
+
+
+class ErrorControl(_Record):
+    """What the policy promises for a run of its width: the false-page rate per night it implies."""
+
+    page_alpha: float
+    segments: int
+    per_segment: float
+    info_fdr: float
+    statement: str
 
 
 class Finding(_Record):
@@ -305,7 +336,7 @@ class Alert(_Record):
         """The message that opens or escalates the incident, as the outbox keeps it and sinks read it."""
         return {
             "dedup_key": self.dedup_key,
-            "action": "trigger",
+            "action": Action.TRIGGER.value,
             "severity": self.severity.value,
             "title": self.title,
             "job": self.job,
@@ -360,12 +391,12 @@ class RunRecord(_Record):
     baseline: BaselineRef
     encoder: dict[str, Any] | None = None
     log_rejects: list[LogReject] = []
-    error_control: dict[str, Any] | None = None
+    error_control: ErrorControl | None = None
     segments: list[Segment] = []
     alerts: list[Alert] = []
     internal_errors: list[InternalError] = []
     # What the run's transaction did to alerts: dedup_key -> opened, escalated, updated, resolved.
-    alert_changes: dict[str, str] = {}
+    alert_changes: dict[str, AlertChange] = {}
     # Filled by store.load_run from their own tables, never stored in runs.summary.
     stages: list[Stage] = []
     delivery: dict[str, int] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import textwrap
 from datetime import UTC, datetime, timedelta
@@ -182,6 +183,15 @@ def demo_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo") / "drift-demo"
     result = CliRunner().invoke(app, ["demo", "--dir", str(folder), "--quiet"])
     assert result.exit_code == 0, result.output
+    # The records of the demo's own runs, before any test runs a night again (tests/test_record_golden.py)
+    first = folder.parent / "first-records"
+    first.mkdir()
+    for summary in sorted((folder / "reports" / "demo").glob("*/summary.json")):
+        day, run_id = summary.parent.name, json.loads(summary.read_text())["run_id"]
+        (first / f"{day}.summary.json").write_text(summary.read_text())
+        stored = CliRunner().invoke(app, ["report", str(folder / "demo.toml"), run_id, "--format", "json"])
+        assert stored.exit_code == 0, stored.output
+        (first / f"{day}.stored.json").write_text(stored.stdout)
     return folder, result.output
 
 
@@ -211,3 +221,22 @@ def assert_same_analysis(here, there) -> None:
                 continue
             cosine = (vectors[ok] * other[ok]).sum(1) / np.linalg.norm(vectors[ok], axis=1) / np.linalg.norm(other[ok], axis=1)
             assert cosine.min() >= 1 - 1e-5, (segment, name, cosine.min())
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs on 127.0.0.1 for the module that asks, stopped when it ends."""
+    if os.environ.get("CI"):
+        import ray  # CI installs the extra: a missing Ray is a failure there, not a skip
+    else:
+        ray = pytest.importorskip("ray")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
+    yield ray
+    ray.shutdown()

@@ -12,7 +12,6 @@ check_estimator: one parametrised suite that a new kind, format or engine joins 
 
 from __future__ import annotations
 
-import os
 import random
 from datetime import timedelta
 
@@ -177,24 +176,6 @@ def test_every_log_format_gives_the_same_sample(conformance_world, fmt):
     reference, reference_rejects = sampled(jobs["parquet"])
     assert set(rows["input_id"]) == ids
     assert rows.equals(reference) and rejects.equals(reference_rejects)
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    if os.environ.get("CI"):
-        import ray  # CI installs the extra: a missing Ray is a failure there, not a skip
-    else:
-        ray = pytest.importorskip("ray")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        _node_ip_address="127.0.0.1",
-    )
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.parametrize("engine", ENGINES)

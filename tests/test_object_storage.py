@@ -17,6 +17,7 @@ from drift.features.featurize import Context
 from drift.features.window import analyse_window
 from drift.pipeline import run_job
 from drift.progress import QUIET
+from drift.record import RunRecord
 from drift.report.pictures import report_pictures
 from drift.sources.log import Window
 
@@ -94,10 +95,15 @@ def test_a_world_in_a_bucket_gives_the_verdicts_it_gives_on_disk(world, monkeypa
         photo_key = next(
             o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="data/")["Contents"] if o["Key"].endswith(".jpg")
         )
-        summary = {
-            "segments": [{"kind": "image", "evidence": {"unlike": [{"input_id": "p", "path": f"s3://agent/{photo_key}"}]}}]
-        }
-        pictures = report_pictures(summary, load_job(s3_job))
+        record = RunRecord.model_validate(
+            {
+                "run_id": "r", "job": "t", "window": {"start": "2026-03-05", "end": "2026-03-06"},
+                "baseline": {"name": "ref", "window": {"start": "2026-03-01", "end": "2026-03-04"}},
+                "segments": [{"kind": "image", "source": "app", "status": "ok",
+                              "evidence": {"unlike": [{"input_id": "p", "path": f"s3://agent/{photo_key}"}]}}],
+            }
+        )  # fmt: skip
+        pictures = report_pictures(record, load_job(s3_job))
 
     assert _verdicts(results["s3.toml"]) == _verdicts(results["job.toml"])
     assert sum(s["n_sampled"] for s in results["s3.toml"]["segments"]) > 100

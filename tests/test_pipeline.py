@@ -60,9 +60,9 @@ def test_baseline_manifest_pins_counts_and_encoder(world):
 def test_a_yes_no_descriptor_is_stored_as_the_number_the_comparison_tested():
     import polars as pl
 
-    from drift.pipeline import _long_descriptors
+    from drift.store.rows import long_descriptors
 
-    long = _long_descriptors(pl.DataFrame({"input_id": ["a", "b"], "exif_present": [True, False], "format": ["JPEG", "PNG"]}))
+    long = long_descriptors(pl.DataFrame({"input_id": ["a", "b"], "exif_present": [True, False], "format": ["JPEG", "PNG"]}))
     rows_by = {(r["input_id"], r["name"]): (r["value"], r["label"]) for r in long.to_dicts()}
     assert rows_by[("a", "exif_present")] == (1.0, None) and rows_by[("b", "exif_present")] == (0.0, None)
     assert rows_by[("a", "format")] == (None, "JPEG")
@@ -77,7 +77,7 @@ def test_the_code_version_covers_the_compiled_walkers_source(tmp_path):
     package = tmp_path / "drift"
     shutil.copytree(Path(drift.__file__).parent, package, ignore=shutil.ignore_patterns("*.so", "*.c", "__pycache__"))
     before = code_version(package)
-    walker = package / "fingerprint" / "walk.pyx"
+    walker = package / "features" / "fingerprint" / "walk.pyx"
     walker.write_text(walker.read_text() + "\n# a change to the compiled walker\n")
     assert code_version(package) != before
 

@@ -266,7 +266,7 @@ def test_a_nights_budget_is_shared_by_its_segments_and_paging_families():
     assert wide.findings[0].level == pytest.approx(0.01 / 100 / 4)
     assert [f.status for f in (narrow.findings[2], wide.findings[2])] == ["drift", "drift"]
     assert wide.findings[2].level == 0.01 and wide.findings[2].detail["level"] == 0.01
-    assert "at most 1.00% of nights" in error_control(PolicySection(), 50)["statement"]
+    assert "at most 1.00% of nights" in error_control(PolicySection(), 50).statement
 
 
 def test_day_bound_is_the_t_prediction_bound_of_the_baseline_days():

@@ -42,12 +42,12 @@ import polars as pl
 from PIL import Image, ImageFilter
 from verdicts import PAYLOAD_LIMITS, concat, featurize, subset, wilson
 
-from drift.config import SEVERITY_ORDER, PolicySection
+from drift.config import PolicySection
 from drift.demo import world
 from drift.features.kinds import KINDS, FeatureSet
 from drift.features.kinds.payload import PayloadFeaturizer
 from drift.verdict.compare import compare_segment, error_rate_checks
-from drift.verdict.policy import decide, error_control
+from drift.verdict.policy import decide, error_control, paging_findings
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 BASELINE_DAYS, BASELINE_PER_DAY, NIGHT_N = 7, 50, 150
@@ -352,12 +352,7 @@ def baseline_window(kind: str, segment: int, rng: np.random.Generator) -> tuple[
 
 
 def paging(verdict) -> list[str]:
-    threshold = SEVERITY_ORDER[POLICY.page_at]
-    return [
-        f"{f.result.family}:{f.result.target} ({f.result.method})"
-        for f in verdict.findings
-        if f.drifted and SEVERITY_ORDER[f.severity] >= threshold
-    ]
+    return [f"{f.check}:{f.target} ({f.method})" for f in paging_findings(verdict, POLICY)]
 
 
 def run_night(day: int) -> tuple[int, list[str], int, float]:
@@ -484,7 +479,7 @@ def main() -> None:
     print("|---:|---:|---:|---|---:|---|---:|")
     print(
         f"| {len(nights)} | {paged_nights} | {paged_nights / len(nights):.2%} | {low:.2%} - {high:.2%} | "
-        f"{info_nights} ({info_nights / len(nights):.0%}) | {control['page_alpha']:.0%} per night, {control['per_segment']:.1e} per segment | "
+        f"{info_nights} ({info_nights / len(nights):.0%}) | {control.page_alpha:.0%} per night, {control.per_segment:.1e} per segment | "
         f"{float(np.median(seconds)):.1f} |"
     )
     if culprits:

@@ -34,13 +34,12 @@ from drift.config import PolicySection
 from drift.demo import world
 from drift.features.kinds import KINDS, FeatureSet, InputProblem
 from drift.verdict.compare import compare_segment
-from drift.verdict.policy import decide
+from drift.verdict.policy import decide, paging_findings
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 IMAGE_LIMITS = {"max_bytes": 25_000_000, "max_pixels": 50_000_000, "crop_size": 224}
 DOC_LIMITS = {"max_bytes": 50_000_000, "max_pages": 500, "text_chars": 2000, "page_size": 224}
 PAYLOAD_LIMITS = {"max_bytes": 10_000_000, "max_depth": 64, "max_array": 100_000}
-PAGE = {"warning", "critical"}
 
 
 # ---- making pools: (input bytes) -> opened dicts, in parallel -----------------------------------
@@ -135,7 +134,7 @@ def pages(kind: str, ref: FeatureSet, cur: FeatureSet, seed: int, policy: Policy
     """Whether the pair pages, the checks that paged, and whether any check drifted at all (info too)."""
     context = SimpleNamespace(config=SimpleNamespace(sampling=SimpleNamespace(seed=seed)))
     verdict = decide(compare_segment(ref, cur, KINDS[kind], context), policy)
-    paging = [f"{f.result.target} ({f.result.method})" for f in verdict.findings if f.drifted and f.severity in PAGE]
+    paging = [f"{f.target} ({f.method})" for f in paging_findings(verdict, policy)]
     return bool(paging), paging, any(f.drifted for f in verdict.findings)
 
 

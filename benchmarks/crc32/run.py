@@ -28,7 +28,7 @@ setup(ext_modules=cythonize([Extension("compare", ["compare.pyx"], libraries=["z
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        walker = (HERE.parents[1] / "drift" / "fingerprint" / "walk.pyx").read_text()
+        walker = (HERE.parents[1] / "drift" / "features" / "fingerprint" / "walk.pyx").read_text()
         crc = walker[walker.index("cdef unsigned int _CRC[8][256]") : walker.index("def crc32_text(")]
         source = (HERE / "compare.pyx").read_text().replace("# WALKER_CRC", crc + "\n# (end of the walker's code)")
         (Path(folder) / "compare.pyx").write_text(source)

@@ -26,7 +26,7 @@ import duckdb
 
 from .. import store
 from ..config import JobConfig
-from ..record import Alert, Severity
+from ..record import Action, Alert, AlertChange, AlertState, Severity
 from .policy import dedup_key
 
 
@@ -35,10 +35,10 @@ def _reached(config: JobConfig, severity: Severity) -> set[str]:
     return {s.name for s in config.alerts.sinks if severity.reaches(s.min_severity)}
 
 
-def _queue(con, config: JobConfig, key: str, run_id: str, action: str, payload: dict, now: datetime, sinks: set[str]) -> None:
+def _queue(con, config: JobConfig, key: str, run_id: str, action: Action, payload: dict, now: datetime, sinks: set[str]) -> None:
     for sink in config.alerts.sinks:
         if sink.name in sinks:
-            store.queue_message(con, str(uuid.uuid4()), key, run_id, action, sink.name, json.dumps(payload), now)
+            store.queue_message(con, str(uuid.uuid4()), key, run_id, action.value, sink.name, json.dumps(payload), now)
 
 
 def apply_alerts(
@@ -49,9 +49,9 @@ def apply_alerts(
     planned: list[Alert],
     clean: set[tuple[str, str]],
     now: datetime,
-) -> dict[str, str]:
+) -> dict[str, AlertChange]:
     """Open, escalate, update or resolve alerts; return dedup_key -> what happened."""
-    changes: dict[str, str] = {}
+    changes: dict[str, AlertChange] = {}
     existing = store.job_alerts(con, config.name)
     by_segment = {(a.kind, a.source): a for a in planned}
     for segment in sorted(set(by_segment) | clean):
@@ -62,10 +62,10 @@ def apply_alerts(
         key = dedup_key(config.name, kind, source)
         for old_key, old in existing.items():
             # Alerts from before one-per-segment (keyed by family too) end when their segment is decided.
-            if old_key != key and old["state"] == "open" and (old["kind"], old["source"]) == segment:
+            if old_key != key and old["state"] == AlertState.OPEN and (old["kind"], old["source"]) == segment:
                 changes[old_key] = _resolve(con, config, old, run_id, window_start, now)
         alert, current = by_segment.get(segment), existing.get(key)
-        is_open = current is not None and current["state"] == "open"
+        is_open = current is not None and current["state"] == AlertState.OPEN
         if alert is None:
             if is_open:
                 changes[key] = _resolve(con, config, current, run_id, window_start, now)
@@ -77,7 +77,7 @@ def apply_alerts(
             "kind": kind,
             "source": source,
             "check_family": ", ".join(alert.families),
-            "state": "open",
+            "state": AlertState.OPEN.value,
             "severity": alert.severity.value,
             "title": alert.title,
             "opened_run_id": run_id,
@@ -90,26 +90,26 @@ def apply_alerts(
         }
         if not is_open:
             store.put_alert(con, row)
-            _queue(con, config, key, run_id, "trigger", payload, now, _reached(config, alert.severity))
-            changes[key] = "opened"
+            _queue(con, config, key, run_id, Action.TRIGGER, payload, now, _reached(config, alert.severity))
+            changes[key] = AlertChange.OPENED
             continue
         store.put_alert(con, {**row, "opened_run_id": current["opened_run_id"], "opened_at": current["opened_at"]})
         if alert.severity.rank > Severity(current["severity"]).rank:
             payload["escalated_from"] = current["severity"]
-            _queue(con, config, key, run_id, "trigger", payload, now, _reached(config, alert.severity))
-            changes[key] = "escalated"
+            _queue(con, config, key, run_id, Action.TRIGGER, payload, now, _reached(config, alert.severity))
+            changes[key] = AlertChange.ESCALATED
         else:
-            changes[key] = "updated"
+            changes[key] = AlertChange.UPDATED
     return changes
 
 
-def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: datetime, now: datetime) -> str:
+def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: datetime, now: datetime) -> AlertChange:
     key = alert["dedup_key"]
     store.put_alert(
         con,
         {
             **alert,
-            "state": "resolved",
+            "state": AlertState.RESOLVED.value,
             "resolved_at": now,
             "updated_at": now,
             "last_run_id": run_id,
@@ -118,7 +118,7 @@ def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: dat
     )
     payload = {
         "dedup_key": key,
-        "action": "resolve",
+        "action": Action.RESOLVE.value,
         "severity": alert["severity"],
         "title": f"[resolved] {alert['title']}",
         "job": config.name,
@@ -126,5 +126,5 @@ def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: dat
         "source": alert["source"],
         "run_id": run_id,
     }
-    _queue(con, config, key, run_id, "resolve", payload, now, set(store.triggered_sinks(con, key, alert["opened_at"])))
-    return "resolved"
+    _queue(con, config, key, run_id, Action.RESOLVE, payload, now, set(store.triggered_sinks(con, key, alert["opened_at"])))
+    return AlertChange.RESOLVED

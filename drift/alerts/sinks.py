@@ -19,6 +19,7 @@ import httpx
 
 from ..config import EmailSink, FileSink, PagerDutySink, SlackSink, StdoutSink, WebhookSink
 from ..errors import ConfigError
+from ..record import Action
 
 # drift severity -> PagerDuty Events v2 severity
 PAGERDUTY_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info", "none": "info"}
@@ -52,7 +53,7 @@ def _secret(variable: str | None, what: str) -> str | None:
 
 def subject(message: dict) -> str:
     """The message in one line, its severity said once: `[critical] job: kind/source: headline`."""
-    if message["action"] == "resolve":
+    if message["action"] == Action.RESOLVE:
         return message["title"]
     escalated = f", up from {message['escalated_from']}" if message.get("escalated_from") else ""
     return f"[{message['severity']}{escalated}] {message['title']}"
@@ -78,7 +79,7 @@ def finding_lines(message: dict) -> list[str]:
 
 def text_body(message: dict) -> str:
     lines = [subject(message), ""]
-    if message["action"] == "trigger":
+    if message["action"] == Action.TRIGGER:
         window = message.get("window", {})
         lines.append(f"Window {window.get('start', '?')} .. {window.get('end', '?')}, run {message.get('run_id')}")
         if message.get("changes"):
@@ -154,10 +155,10 @@ class Slack:
 
     def blocks(self, message: dict) -> list[dict]:
         icon = {"critical": ":red_circle:", "warning": ":large_orange_circle:"}.get(message["severity"], ":white_circle:")
-        if message["action"] == "resolve":
+        if message["action"] == Action.RESOLVE:
             icon = ":white_check_mark:"
         blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_slack_escape(subject(message))}*"}}]
-        if message["action"] == "trigger":
+        if message["action"] == Action.TRIGGER:
             window = message.get("window", {})
             changes = "\n".join(f"• {_slack_escape(line)}" for line in message.get("changes", [])[1:])
             if changes:
@@ -195,7 +196,7 @@ class PagerDuty:
 
     def event(self, message: dict) -> dict:
         event = {"routing_key": self.routing_key, "event_action": message["action"], "dedup_key": message["dedup_key"]}
-        if message["action"] == "trigger":
+        if message["action"] == Action.TRIGGER:
             event["payload"] = {
                 # PagerDuty's limit; the severity has its own field
                 "summary": fit(message["title"], 1024),

@@ -280,7 +280,7 @@ def _findings_table(seg: Segment) -> str:
 def _about(record: RunRecord) -> list[str]:
     parts = ["<h2>About this run</h2>", f"<p class='enc'>{esc(encoder_line(record.encoder))}</p>"]
     if record.error_control:
-        parts.append(f"<p class='enc'>False pages: {esc(record.error_control['statement'])}.</p>")
+        parts.append(f"<p class='enc'>False pages: {esc(record.error_control.statement)}.</p>")
     if record.internal_errors:
         parts.append(
             f"<h3>Inputs drift's own code failed on</h3><p>{len(record.internal_errors)} input(s) met a bug in drift, not "

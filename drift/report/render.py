@@ -29,7 +29,7 @@ def markdown(record: RunRecord) -> str:
         "",
         encoder_line(record.encoder),
         "",
-        *([f"False pages: {record.error_control['statement']}.", ""] if record.error_control else []),
+        *([f"False pages: {record.error_control.statement}.", ""] if record.error_control else []),
         "## What changed",
         "",
         *_changes(record),

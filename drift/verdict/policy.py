@@ -25,13 +25,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 from scipy.stats import false_discovery_control
 
 from ..config import PolicySection
-from ..record import Family, Finding, FindingStatus, SegmentStatus, Severity, Verdict
+from ..record import ErrorControl, Family, Finding, FindingStatus, SegmentStatus, Severity, Verdict
 from .families import FAMILIES, METHOD_THRESHOLDS
 from .tests import TestResult
 
@@ -74,20 +73,20 @@ def paging_findings(verdict: Verdict, policy: PolicySection) -> list[Finding]:
     return [f for f in verdict.findings if f.drifted and f.severity.reaches(policy.page_at)]
 
 
-def error_control(policy: PolicySection, segments: int) -> dict[str, Any]:
+def error_control(policy: PolicySection, segments: int) -> ErrorControl:
     """What the policy promises for a run of this width: the false-page rate per night it implies."""
     segments = max(segments, 1)
-    return {
-        "page_alpha": policy.page_alpha,
-        "segments": segments,
-        "per_segment": policy.page_alpha / segments,
-        "info_fdr": policy.fdr,
-        "statement": (
+    return ErrorControl(
+        page_alpha=policy.page_alpha,
+        segments=segments,
+        per_segment=policy.page_alpha / segments,
+        info_fdr=policy.fdr,
+        statement=(
             f"at most {policy.page_alpha:.2%} of nights with no real change page falsely "
             f"({segments} segment(s), {policy.page_alpha / segments:.2g} each, split across paging check families; "
             "effect thresholds make it lower)"
         ),
-    }
+    )
 
 
 def _levels(
