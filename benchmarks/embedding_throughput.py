@@ -60,10 +60,10 @@ def forward_only(encode, crops: np.ndarray, repeats: int) -> float:
     return repeats * len(crops) / (time.perf_counter() - started)
 
 
-def end_to_end(encoder: ImageEncoder, paths: list[Path], workers: int, out: Path) -> float:
+def end_to_end(encoder: ImageEncoder, paths: list[Path], workers: int, out: Path, batch: int = BATCH) -> float:
     limits = {"max_bytes": 25_000_000, "max_pixels": 50_000_000, "crop_size": encoder.image_size}
     started = time.perf_counter()
-    featurizer = ImageFeaturizer(encoder, BATCH, spool=out)
+    featurizer = ImageFeaturizer(encoder, batch, spool=out)
     tasks = (Task(str(p), open_image, p, limits, 30) for p in paths)
     for input_id, opened in open_all(tasks, workers=workers, memory_mb=2048, tasks_per_worker=10_000):
         if isinstance(opened, InputError):

@@ -140,6 +140,16 @@ class SamplingSection(_Section):
     seed: int = 0
 
 
+# Where an encoder runs (drift.features.embed.device): auto, cpu, cuda, cuda:N
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]+)?)$")
+
+
+def _device(value: str) -> str:
+    if not _DEVICE.match(value):
+        raise ValueError(f"expected auto, cpu, cuda or cuda:N (a GPU's index), got {value!r}")
+    return value
+
+
 class BaselineSection(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     dir: str = Field(default="baselines", description="a folder, or an s3:// prefix")
@@ -175,7 +185,19 @@ class ImageSection(_Section):
         default="torch",
         description="torch: PyTorch eager; onnxruntime: the tower exported once to ONNX and run by ONNX Runtime (pip install -e '.[onnx]')",
     )
-    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_size: int = Field(default=32, ge=1, le=1024, description="crops per forward pass; on a GPU, 128 to 512 keep it busy")
+    device: str = Field(
+        default="auto",
+        description="auto (a GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; backend onnxruntime and "
+        "quantize int8 run on the CPU",
+    )
+    precision: Literal["fp32", "fp16", "bf16"] = Field(default="fp32", description="fp16 and bf16 on a GPU only")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return _device(value)
+
     threads: int | None = Field(default=None, ge=1, description="torch (or ONNX Runtime intra-op) threads; default: all cores")
     max_bytes: int = Field(default=25_000_000, gt=0)
     max_pixels: int = Field(default=50_000_000, gt=0)
@@ -189,6 +211,13 @@ class DocumentSection(_Section):
     )
     text_chars: int = Field(default=2000, ge=100, le=100_000, description="characters of text embedded per document")
     page_embedding: bool = Field(default=True, description="embed the rendered first page with the [image] encoder")
+    text_device: str = Field(default="auto", description="the text encoder's device: auto, cpu, cuda or cuda:N")
+
+    @field_validator("text_device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return _device(value)
+
     batch_size: int = Field(default=32, ge=1, le=1024)
     max_bytes: int = Field(default=50_000_000, gt=0)
     max_pages: int = Field(default=500, gt=0)
@@ -255,6 +284,9 @@ class EngineSection(_Section):
         default=1, ge=1, le=256, description="CPUs each actor reserves; its torch threads, unless [image] threads says otherwise"
     )
     batch_size: int = Field(default=256, ge=1, le=100_000, description="sampled rows per actor call")
+    gpus_per_actor: float = Field(
+        default=0, ge=0, le=16, description="GPUs each actor reserves (a share such as 0.5 puts two actors on one GPU)"
+    )
 
     @field_validator("kind")
     @classmethod

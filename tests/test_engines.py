@@ -27,23 +27,6 @@ else:
 DAY = BASE_DAY + timedelta(days=4)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A local cluster of 2 CPUs on 127.0.0.1, stopped when the module ends."""
-    import ray
-
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        _node_ip_address="127.0.0.1",
-    )
-    yield ray
-    ray.shutdown()
-
-
 @pytest.fixture
 def ray_world(tmp_path, tiny_clip):
     for d in range(3):
@@ -75,7 +58,7 @@ def _analyse(job):
     return analyse_window(config, window, Context(config, QUIET), StageClock())
 
 
-def test_ray_engine_gives_the_local_features_errors_and_verdicts(cluster, ray_world):
+def test_ray_engine_gives_the_local_features_errors_and_verdicts(ray_cluster, ray_world):
     local_job, ray_job = ray_world
     here, there = _analyse(local_job), _analyse(ray_job)
 
@@ -149,3 +132,27 @@ def test_the_actor_pool_always_leaves_a_cpu_to_ray_data():
         pool_size(EngineSection(kind="ray", actors=2), 2)
     with pytest.raises(DriftError, match="ray-project/ray#44687"):
         pool_size(EngineSection(kind="ray", cpus_per_actor=2), 2)
+
+
+def test_gpu_actors_fit_the_clusters_gpus_or_are_refused_with_the_reason():
+    from drift.config import EngineSection
+    from drift.errors import DriftError
+    from drift.features.engines.ray_engine import pool_size
+
+    assert pool_size(EngineSection(kind="ray", gpus_per_actor=0), 16, 0) == 15  # CPU actors, as before
+    assert pool_size(EngineSection(kind="ray", gpus_per_actor=1), 16, 2) == 2  # one actor per GPU
+    assert pool_size(EngineSection(kind="ray", gpus_per_actor=0.5), 16, 2) == 4  # two actors share a GPU
+    with pytest.raises(DriftError, match=r"gpus_per_actor = 1, but the Ray cluster has 0 GPU\(s\)"):
+        pool_size(EngineSection(kind="ray", gpus_per_actor=1), 16, 0)
+    with pytest.raises(DriftError, match=r"3 actor\(s\) of 1 GPU\(s\) need 3 GPU\(s\); the Ray cluster has 2"):
+        pool_size(EngineSection(kind="ray", actors=3, gpus_per_actor=1), 16, 2)
+
+
+def test_a_run_asking_for_gpus_the_cluster_lacks_is_refused_before_any_work(ray_cluster, ray_world):
+    from drift.errors import DriftError
+
+    _, ray_job = ray_world
+    config = load_job(ray_job)
+    config.engine.gpus_per_actor = 1
+    with pytest.raises(DriftError, match=r"but the Ray cluster has 0 GPU\(s\); set gpus_per_actor = 0"):
+        analyse_window(config, Window(DAY, DAY + timedelta(days=1)), Context(config, QUIET), StageClock())

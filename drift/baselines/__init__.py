@@ -27,19 +27,36 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
 
 from .. import versions
 from ..clock import StageClock
 from ..config import JobConfig
 from ..errors import BaselineError
 from ..features.embed.arrow import to_arrow, to_matrix
-from ..features.embed.identity import file_sha256, same_encoder
+from ..features.embed.identity import difference, file_sha256, same_encoder
 from ..features.featurize import Context, SegmentData, calibration_crops
 from ..features.kinds import FeatureSet
-from ..features.window import WindowAnalysis, analyse_window, code_version, report_internal_errors, sample_log
+from ..features.window import WindowAnalysis, analyse_window, code_version, report_internal_errors
 from ..locations import is_remote
+from ..sources import sample_log
 from ..sources.log import Window
 from ..sources.objects import pull_folder, push_folder
+
+
+class BaselineSegment(BaseModel):
+    """One segment of a baseline, as its manifest records it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: str
+    source: str
+    n_population: int
+    n_sampled: int  # the inputs judged: error rates are shares of it, our own failures left out
+    n_items: int
+    n_errors: int
+    errors: dict[str, int]
+
 
 MANIFEST = "manifest.json"
 CALIBRATION = "calibration.npy"  # static int8's crops ([image] backend = "onnxruntime", quantize = "int8")
@@ -125,15 +142,15 @@ def _write(analysis: WindowAnalysis, staging: Path, *, job: str, name: str, embe
         "embedder": embedder,
         "sampling": {"max_per_segment": config.sampling.max_per_segment, "seed": config.sampling.seed},
         "segments": [
-            {
-                "kind": d.kind,
-                "source": d.source,
-                "n_population": d.n_population,
-                "n_sampled": d.n_judged,  # error rates are shares of it: our own failures left out
-                "n_items": d.features.n,
-                "n_errors": d.n_input_errors,
-                "errors": d.error_counts(),
-            }
+            BaselineSegment(
+                kind=d.kind,
+                source=d.source,
+                n_population=d.n_population,
+                n_sampled=d.n_judged,
+                n_items=d.features.n,
+                n_errors=d.n_input_errors,
+                errors=d.error_counts(),
+            ).model_dump()
             for d in sorted(analysis.segments.values(), key=lambda d: (d.kind, d.source))
         ],
         "files": {p.name: file_sha256(p) for p in sorted([*staging.glob("*.parquet"), *staging.glob(CALIBRATION)])},
@@ -241,7 +258,7 @@ class Baseline:
             path = directory / file
             if not path.exists() or file_sha256(path) != expected:
                 raise BaselineError(f"baseline file {path} is missing or changed since the baseline was built; rebuild it")
-        self.segments = {(s["kind"], s["source"]): s for s in self.manifest["segments"]}
+        self.segments = {(s["kind"], s["source"]): BaselineSegment.model_validate(s) for s in self.manifest["segments"]}
 
     @property
     def name(self) -> str:
@@ -260,16 +277,20 @@ class Baseline:
     def check_embedder(self, context: Context) -> None:
         """Refuse a run whose encoders would make vectors that cannot be compared with the baseline's."""
         recorded = self.embedder or {}
-        kinds = {s["kind"] for s in self.manifest["segments"]}
+        kinds = {kind for kind, _ in self.segments}
         for name in sorted(context.encoders_for(kinds) & set(recorded)):
             old, new = recorded[name], context.encoder(name).identity()
             if not same_encoder(old, new):
                 label, section = ("image", "[image]") if name == "clip" else ("text", "[document] text_model")
+                what = difference(old, new)
+                if what.startswith(("device", "precision")):
+                    # fp32 vectors of a CPU and a GPU differ in their last digits (docs/operations.md#gpus)
+                    section = "[image] device and precision" if name == "clip" else "[document] text_device"
                 raise BaselineError(
                     f"the {label} encoder differs from baseline {self.name!r}'s: baseline {old['model']} "
                     f"({old['source']}, sha256 {old['weights_sha256'][:12]}), this run {new['model']} "
-                    f"({new['source']}, sha256 {new['weights_sha256'][:12]}); rebuild the baseline with this "
-                    f"encoder, or set {section} back to the baseline's"
+                    f"({new['source']}, sha256 {new['weights_sha256'][:12]}); it differs in: {what}; rebuild the "
+                    f"baseline with this encoder, or set {section} back to the baseline's"
                 )
 
     def features(self, kind: str, source: str) -> FeatureSet:

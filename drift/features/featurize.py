@@ -70,6 +70,8 @@ class Context:
                     section.quantize,
                     section.backend,
                     self.calibration,
+                    device=section.device,
+                    precision=section.precision,
                 )
         return self._image_encoder
 
@@ -95,7 +97,9 @@ class Context:
 
             section = self.config.document
             with self.progress.status(f"loading text encoder {section.text_model}"):
-                self._text_encoder = TextEncoder(section.text_model, section.text_chars, self.config.image.threads)
+                self._text_encoder = TextEncoder(
+                    section.text_model, section.text_chars, self.config.image.threads, device=section.text_device
+                )
         return self._text_encoder
 
     def encoder(self, name: str):

@@ -54,10 +54,20 @@ def encoder_line(encoders: dict | None) -> str:
         }[clip["source"]]
         runtime = clip.get("backend")
         ran = f"; run by ONNX Runtime {runtime['version']} (graph sha256 {runtime['graph_sha256'][:16]})" if runtime else ""
-        sentences.append(f"Image encoder: open_clip {clip['model']}, {label}; weights sha256 {clip['weights_sha256'][:16]}{ran}.")
+        sentences.append(
+            f"Image encoder: open_clip {clip['model']}, {label}; weights sha256 {clip['weights_sha256'][:16]}{ran}{_where(clip)}."
+        )
     if "text" in encoders:
         text = encoders["text"]
         sentences.append(
-            f"Text encoder: sentence-transformers {text['model']} ({text['source']}); weights sha256 {text['weights_sha256'][:16]}."
+            f"Text encoder: sentence-transformers {text['model']} ({text['source']}); weights sha256 {text['weights_sha256'][:16]}"
+            f"{_where(text)}."
         )
     return " ".join(sentences)
+
+
+def _where(encoder: dict) -> str:
+    """Where it ran, when not on a CPU in fp32 (identities recorded before devices count as that)."""
+    if encoder.get("device", "cpu") == "cpu":
+        return ""
+    return f"; on {encoder.get('device_name') or encoder['device']}, {encoder.get('precision', 'fp32')}"

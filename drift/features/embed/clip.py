@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import EmbedderError
+from ...errors import ConfigError, EmbedderError
+from .device import check_precision, device_name, kind_of, resolve, torch_dtype
 from .identity import weights_sha256
 
 UNTRAINED = "untrained"
@@ -57,11 +58,18 @@ class ImageEncoder:
         quantize: str = "none",
         backend: str = "torch",
         calibration: np.ndarray | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
     ):
         """`calibration`: (n, size, size, 3) uint8 crops of the baseline's own items, which static
-        int8 on ONNX Runtime calibrates its scales on (required then, ignored otherwise)."""
+        int8 on ONNX Runtime calibrates its scales on (required then, ignored otherwise).
+        `device`: auto, cpu, cuda or cuda:N ([image] device); `precision`: fp32, fp16 or bf16 (a GPU's)."""
         import open_clip
         import torch
+
+        self.device = self._device(device, backend, quantize)
+        check_precision(precision, self.device, "[image] precision")
+        self.precision = precision
 
         self.model_name = model_name
         self.pretrained = pretrained
@@ -122,6 +130,8 @@ class ImageEncoder:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", UserWarning)
                 model.visual = torch.ao.quantization.quantize_dynamic(model.visual, {torch.nn.Linear}, dtype=torch.qint8)
+        if self.device != "cpu":
+            model = model.to(self.device, dtype=torch_dtype(precision))
         self.model = model
         cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
         size = model.visual.image_size
@@ -157,6 +167,18 @@ class ImageEncoder:
         self.dim = int(model.visual.output_dim)
         self.seed = seed if self.source == "untrained" else None
 
+    @staticmethod
+    def _device(requested: str, backend: str, quantize: str) -> str:
+        """The torch device: ONNX Runtime (its CPU build) and torch's dynamic int8 run on the CPU."""
+        cpu_only = (
+            "backend = 'onnxruntime'" if backend == "onnxruntime" else ("quantize = 'int8'" if quantize == "int8" else None)
+        )
+        if cpu_only is None:
+            return resolve(requested, "[image] device")
+        if requested not in ("auto", "cpu"):
+            raise ConfigError(f"[image] device = {requested!r}, but {cpu_only} runs on the CPU; use device = 'cpu' or 'auto'")
+        return "cpu"
+
     def identity(self) -> dict[str, Any]:
         return {
             "model": self.model_name,
@@ -180,6 +202,9 @@ class ImageEncoder:
             ),
             # PyTorch eager has no entry, so baselines made before backends existed still match it
             **({"backend": self.onnx.identity()} if self.onnx is not None else {}),
+            "device": kind_of(self.device),
+            "precision": self.precision,
+            "device_name": device_name(self.device),
         }
 
     def describe(self) -> str:
@@ -189,6 +214,11 @@ class ImageEncoder:
             "hub": f"open_clip tag {self.pretrained}",
         }[self.source]
         mode = (", int8" if self.quantize == "int8" else "") + (f", ONNX Runtime {self.onnx.version}" if self.onnx else "")
+        mode += (
+            f", on {device_name(self.device)}" + (f" ({self.precision})" if self.precision != "fp32" else "")
+            if self.device != "cpu"
+            else ""
+        )
         return f"open_clip {self.model_name}, {label}{mode}, weights sha256 {self.sha256[:12]}"
 
     def normalised(self, pixels: np.ndarray) -> np.ndarray:
@@ -201,6 +231,12 @@ class ImageEncoder:
         import torch
 
         x = torch.from_numpy(self.normalised(pixels))
+        if self.device != "cpu":
+            # pinned, so that the copy to the GPU runs beside the host's next batch
+            x = x.pin_memory().to(self.device, dtype=torch_dtype(self.precision), non_blocking=True)
+            with torch.inference_mode():
+                out = torch.nn.functional.normalize(self.model.encode_image(x).float(), dim=-1)
+            return out.cpu().numpy().astype(np.float32, copy=False)
         if self.onnx is not None:
             out = self.onnx.run(x.numpy())
             return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32, copy=False)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 
-# Everything that shapes a vector; labels such as a tag or a file name may differ.
-_SHAPING = ("model", "source", "weights_sha256", "dim", "preprocess", "quantize", "backend")
+# Everything that shapes a vector; labels such as a tag, a file name or the GPU's name may differ.
+_SHAPING = ("model", "source", "weights_sha256", "dim", "preprocess", "quantize", "backend", "device", "precision")
+# What an identity recorded before it had the field: encoders ran on the CPU, in fp32.
+_BEFORE = {"device": "cpu", "precision": "fp32"}
 
 
 def weights_sha256(model) -> str:
@@ -33,4 +35,15 @@ def file_sha256(path) -> str:
 def same_encoder(a: dict | None, b: dict | None) -> bool:
     if a is None or b is None:
         return a is b
-    return all(a.get(k) == b.get(k) for k in _SHAPING)
+    return all(a.get(k, _BEFORE.get(k)) == b.get(k, _BEFORE.get(k)) for k in _SHAPING)
+
+
+def difference(a: dict, b: dict) -> str:
+    """What differs between two identities, for an error message: "device cpu, now cuda"."""
+    keys = [k for k in _SHAPING if a.get(k, _BEFORE.get(k)) != b.get(k, _BEFORE.get(k))]
+    return "; ".join(
+        f"{k} {a.get(k, _BEFORE.get(k))}, now {b.get(k, _BEFORE.get(k))}"
+        if k in ("device", "precision", "model", "source")
+        else k
+        for k in keys
+    )

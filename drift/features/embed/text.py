@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import EmbedderError
+from .device import device_name, kind_of, resolve
 from .identity import file_sha256, weights_sha256
 
 BUNDLED = "all-MiniLM-L6-v2"
@@ -77,8 +78,10 @@ def _model_folder(model: str) -> tuple[Path, str]:
 
 
 class TextEncoder:
-    def __init__(self, model: str = BUNDLED, text_chars: int = 2000, threads: int | None = None):
+    def __init__(self, model: str = BUNDLED, text_chars: int = 2000, threads: int | None = None, device: str = "cpu"):
+        """`device`: auto, cpu, cuda or cuda:N ([document] text_device)."""
         folder, self.source = _model_folder(model)
+        self.device = resolve(device, "[document] text_device")
         with _offline():
             import torch
             from sentence_transformers import SentenceTransformer
@@ -90,6 +93,8 @@ class TextEncoder:
             torch.set_num_threads(threads or os.cpu_count() or 1)
             try:
                 self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+                self.sha256 = weights_sha256(self.model)  # on the CPU, as loaded: the same on every device
+                self.model.to(self.device)
             except Exception as exc:  # noqa: BLE001 - transformers raises many kinds on a bad folder
                 raise EmbedderError(
                     f"[document] cannot load text model {model!r} from {folder}: {type(exc).__name__}: "
@@ -99,7 +104,6 @@ class TextEncoder:
         self.name = model if self.source == "bundled" else folder.name
         self.text_chars = text_chars
         self.dim = int(self.model.get_embedding_dimension())
-        self.sha256 = weights_sha256(self.model)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -113,10 +117,14 @@ class TextEncoder:
                 "normalise_output": "l2",
             },
             "quantize": "none",
+            "device": kind_of(self.device),
+            "precision": "fp32",
+            "device_name": device_name(self.device),
         }
 
     def describe(self) -> str:
-        return f"sentence-transformers {self.name} ({self.source}), weights sha256 {self.sha256[:12]}"
+        where = f", on {device_name(self.device)}" if self.device != "cpu" else ""
+        return f"sentence-transformers {self.name} ({self.source}){where}, weights sha256 {self.sha256[:12]}"
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Texts -> (n, dim) float32, L2-normalised."""

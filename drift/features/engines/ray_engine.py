@@ -84,16 +84,31 @@ def connect(engine) -> Any:
     return ray
 
 
-def pool_size(engine, cluster_cpus: float) -> int:
-    """How many actors of `cpus_per_actor` CPUs, leaving at least one CPU of the cluster to Ray
-    Data's own tasks: a pool that reserves every CPU hangs the dataset (ray-project/ray#44687)."""
+def pool_size(engine, cluster_cpus: float, cluster_gpus: float = 0.0) -> int:
+    """How many actors of `cpus_per_actor` CPUs (and `gpus_per_actor` GPUs), leaving at least one CPU
+    of the cluster to Ray Data's own tasks: a pool that reserves every CPU hangs the dataset
+    (ray-project/ray#44687). A pool the cluster cannot place is refused, with the reason, rather
+    than left waiting for resources that never come."""
     free = int(cluster_cpus) - 1
-    size = engine.actors if engine.actors is not None else max(1, free // engine.cpus_per_actor)
+    fit = max(1, free // engine.cpus_per_actor)
+    if engine.gpus_per_actor:
+        if cluster_gpus < engine.gpus_per_actor:
+            raise DriftError(
+                f"[engine] gpus_per_actor = {engine.gpus_per_actor:g}, but the Ray cluster has {cluster_gpus:g} GPU(s); "
+                "set gpus_per_actor = 0 to featurize on CPUs, or join a cluster with GPU nodes"
+            )
+        fit = min(fit, int(cluster_gpus / engine.gpus_per_actor + 1e-9))
+    size = engine.actors if engine.actors is not None else fit
     if size * engine.cpus_per_actor > free:
         raise DriftError(
             f"[engine] {size} actor(s) of {engine.cpus_per_actor} CPU(s) would reserve every CPU of this "
             f"{int(cluster_cpus)}-CPU cluster, and Ray Data would hang (ray-project/ray#44687); "
             f"use at most {max(free, 0)} CPU(s) in all (actors x cpus_per_actor)"
+        )
+    if size * engine.gpus_per_actor > cluster_gpus + 1e-9:
+        raise DriftError(
+            f"[engine] {size} actor(s) of {engine.gpus_per_actor:g} GPU(s) need {size * engine.gpus_per_actor:g} GPU(s); "
+            f"the Ray cluster has {cluster_gpus:g}: lower [engine] actors or gpus_per_actor"
         )
     return size
 
@@ -116,7 +131,8 @@ def featurize_on_ray(
     with tempfile.TemporaryDirectory(prefix="drift-ray-") as folder:
         pq.write_table(manifest, Path(folder) / "manifest.parquet")
         batches = max(1, -(-manifest.num_rows // engine.batch_size))
-        size = min(pool_size(engine, ray.cluster_resources().get("CPU", 1)), batches)
+        resources = ray.cluster_resources()
+        size = min(pool_size(engine, resources.get("CPU", 1), resources.get("GPU", 0.0)), batches)
         dataset = (
             ray.data.from_arrow(manifest)
             .repartition(batches)
@@ -127,6 +143,8 @@ def featurize_on_ray(
                 batch_format="pyarrow",
                 compute=ActorPoolStrategy(size=size),
                 num_cpus=engine.cpus_per_actor,  # Ray sets the actor's OMP_NUM_THREADS, torch's default, to it
+                # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPUs: [image] device = 'auto' finds its own
+                **({"num_gpus": engine.gpus_per_actor} if engine.gpus_per_actor else {}),
             )
         )
         results = Path(folder) / "results.parquet"
