@@ -383,6 +383,22 @@ class AlertsSection(_Section):
         return sinks
 
 
+class MetricsSection(_Section):
+    """Prometheus metrics of each run (drift.alerts.metrics; docs/operations.md, "Prometheus")."""
+
+    # node_exporter's textfile collector: written to a temporary file beside it, then renamed
+    textfile: Path | None = Field(default=None, description="a .prom file in node_exporter's textfile directory")
+    pushgateway: str | None = Field(default=None, pattern=r"^https?://\S+$", description="a Pushgateway's URL")
+    timeout_s: float = Field(default=10.0, gt=0, description="of one push to the Pushgateway")
+
+    @field_validator("textfile")
+    @classmethod
+    def _prom(cls, value: Path | None) -> Path | None:
+        if value is not None and value.suffix != ".prom":
+            raise ValueError(f"node_exporter reads only *.prom files; got {value.name!r}")
+        return value
+
+
 class JobConfig(_Section):
     job: JobSection
     inputs: InputsSection
@@ -398,6 +414,7 @@ class JobConfig(_Section):
     report: ReportSection = ReportSection()
     export: ExportSection = ExportSection()
     alerts: AlertsSection = AlertsSection()
+    metrics: MetricsSection = MetricsSection()
 
     # Set by load_job; not part of the file.
     path: Path = Field(default=Path("."), exclude=True)
@@ -474,6 +491,8 @@ def load_job(path: str | Path) -> JobConfig:
     config.report.dir = _resolve(base, config.report.dir)
     if config.export.evidently_workspace is not None:
         config.export.evidently_workspace = _resolve(base, config.export.evidently_workspace)
+    if config.metrics.textfile is not None:
+        config.metrics.textfile = _resolve(base, config.metrics.textfile)
     for sink in config.alerts.sinks:
         if isinstance(sink, FileSink):
             sink.path = _resolve(base, sink.path)

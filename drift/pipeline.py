@@ -17,6 +17,7 @@ from typing import Any
 
 from . import store, versions
 from .alerts.deliver import deliver_pending
+from .alerts.metrics import write_metrics
 from .alerts.outbox import apply_alerts
 from .alerts.policy import clean_segments, plan_alerts
 from .alerts.sinks import build_sink
@@ -278,4 +279,13 @@ def run_job(config: JobConfig, day: str | None = None, progress: Progress | None
             with store.session(database) as con:
                 store.add_stage_timings(con, run_id, stage_rows(run_id, clock.stages))
                 stored = store.load_run(con, config.name, run_id)  # with the report stage's own timing
+        if config.metrics.textfile is not None or config.metrics.pushgateway is not None:
+            # the run has succeeded: its metrics say so, with every stage's time
+            with clock.stage("metrics") as counter:
+                with store.session(database) as con:
+                    open_alerts = store.job_health(con, config.name)["open_alerts"]
+                counter["items"] = write_metrics(config, stored, started, utcnow(), open_alerts)
+            with store.session(database) as con:
+                store.add_stage_timings(con, run_id, stage_rows(run_id, clock.stages))
+                stored = store.load_run(con, config.name, run_id)
     return RunResult(run_id, stored, paths, delivery)
