@@ -350,6 +350,15 @@ class PagerDutySink(_Sink):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class AlertmanagerSink(_Sink):
+    type: Literal["alertmanager"]
+    url: str = Field(pattern=r"^https?://\S+$", description="Alertmanager's base URL; alerts go to <url>/api/v2/alerts")
+    # Alertmanager ends an alert by itself at its endsAt: each run re-sends an open one, and a job
+    # that stops running lets it lapse after this (its metrics' last-success rule catches that)
+    hold_h: float = Field(default=36.0, gt=0, le=24 * 31, description="hours an open alert stays firing without a newer run")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
 class EmailSink(_Sink):
     type: Literal["email"]
     host: str
@@ -362,7 +371,9 @@ class EmailSink(_Sink):
     timeout_s: float = Field(default=20.0, gt=0)
 
 
-SinkConfig = Annotated[StdoutSink | FileSink | WebhookSink | SlackSink | PagerDutySink | EmailSink, Field(discriminator="type")]
+SinkConfig = Annotated[
+    StdoutSink | FileSink | WebhookSink | SlackSink | PagerDutySink | AlertmanagerSink | EmailSink, Field(discriminator="type")
+]
 SINK_TYPES = ("stdout", "file", "webhook", "slack", "pagerduty", "email")
 
 

@@ -90,12 +90,12 @@ def verdict(state: str) -> Verdict:
     return Verdict(findings=findings, drifted=state != "clean", severity="none" if state == "clean" else state, status="ok")
 
 
-def night(config, day: int, states: dict[tuple[str, str], str]) -> dict[str, str]:
+def night(config, day: int, states: dict[tuple[str, str], str], report: str = "report.md") -> dict[str, str]:
     """Store one night's run as the pipeline does (replacing a run of the same window), then deliver."""
     start = START + timedelta(days=day)
     verdicts = {segment: verdict(state) for segment, state in states.items()}
     run_id = f"shop-{day}-{uuid.uuid4().hex[:6]}"
-    planned = plan_alerts(config, run_id, {"start": start.isoformat()}, verdicts, "report.md")
+    planned = plan_alerts(config, run_id, {"start": start.isoformat()}, verdicts, report)
     now = datetime.now(UTC)
     run = {
         "run_id": run_id,

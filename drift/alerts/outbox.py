@@ -9,7 +9,9 @@ What each change sends (docs/operations.md has the table):
   - opens (no open alert):            a trigger, to every sink whose min_severity it reaches;
   - escalates (severity goes up):     a trigger again with the new severity (PagerDuty raises the
                                       same incident; a sink that takes only critical hears now);
-  - stays open or de-escalates:       the row is updated, nothing is sent;
+  - stays open or de-escalates:       the row is updated, nothing is sent, but to the sinks that
+                                      forget an alert nobody re-sends (Alertmanager): they get the
+                                      trigger again (a change of severity first resolves the old one);
   - resolves (tested clean):          a resolve, to the sinks that were sent this incident's trigger.
 A window whose checks could not run for the segment (not enough data) leaves its alert as it is.
 Delivery happens after the commit (deliver.py), so a crash or a dead sink delays a message and
@@ -28,6 +30,7 @@ from .. import store
 from ..config import JobConfig
 from ..record import Action, Alert, AlertChange, AlertState, Severity
 from .policy import dedup_key
+from .sinks import REFRESHED
 
 
 def _reached(config: JobConfig, severity: Severity) -> set[str]:
@@ -70,7 +73,7 @@ def apply_alerts(
             if is_open:
                 changes[key] = _resolve(con, config, current, run_id, window_start, now)
             continue
-        payload = alert.trigger()
+        payload = {**alert.trigger(), "opened_at": (now if not is_open else current["opened_at"]).isoformat()}
         row = {
             "dedup_key": key,
             "job": alert.job,
@@ -96,11 +99,38 @@ def apply_alerts(
         store.put_alert(con, {**row, "opened_run_id": current["opened_run_id"], "opened_at": current["opened_at"]})
         if alert.severity.rank > Severity(current["severity"]).rank:
             payload["escalated_from"] = current["severity"]
+            _retire(con, config, current, run_id, payload["severity"], now)
             _queue(con, config, key, run_id, Action.TRIGGER, payload, now, _reached(config, alert.severity))
             changes[key] = AlertChange.ESCALATED
         else:
+            _refresh(con, config, current, run_id, payload, now)
             changes[key] = AlertChange.UPDATED
     return changes
+
+
+def _refreshed_sinks(con, config: JobConfig, current: dict) -> set[str]:
+    """The sinks that forget an alert nobody re-sends (Alertmanager) that this incident's trigger went to."""
+    refreshed = {s.name for s in config.alerts.sinks if s.type in REFRESHED}
+    return refreshed & set(store.triggered_sinks(con, current["dedup_key"], current["opened_at"])) if refreshed else set()
+
+
+def _retire(con, config: JobConfig, current: dict, run_id: str, severity: str, now: datetime) -> None:
+    """For sinks whose alert is its label set (Alertmanager), a change of severity is a new alert:
+    the one under the old severity is resolved there."""
+    if severity != current["severity"]:
+        sinks = _refreshed_sinks(con, config, current)
+        if sinks:
+            _queue(
+                con, config, current["dedup_key"], run_id, Action.RESOLVE, _resolution(config, current, run_id, now), now, sinks
+            )
+
+
+def _refresh(con, config: JobConfig, current: dict, run_id: str, payload: dict, now: datetime) -> None:
+    """An alert that stays open is sent again to the sinks that forget what nobody re-sends."""
+    sinks = _refreshed_sinks(con, config, current)
+    if sinks:
+        _retire(con, config, current, run_id, payload["severity"], now)
+        _queue(con, config, current["dedup_key"], run_id, Action.TRIGGER, {**payload, "refresh": True}, now, sinks)
 
 
 def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: datetime, now: datetime) -> AlertChange:
@@ -116,8 +146,14 @@ def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: dat
             "window_start": window_start,
         },
     )
-    payload = {
-        "dedup_key": key,
+    payload = _resolution(config, alert, run_id, now)
+    _queue(con, config, key, run_id, Action.RESOLVE, payload, now, set(store.triggered_sinks(con, key, alert["opened_at"])))
+    return AlertChange.RESOLVED
+
+
+def _resolution(config: JobConfig, alert: dict, run_id: str, now: datetime) -> dict:
+    return {
+        "dedup_key": alert["dedup_key"],
         "action": Action.RESOLVE.value,
         "severity": alert["severity"],
         "title": f"[resolved] {alert['title']}",
@@ -125,6 +161,5 @@ def _resolve(con, config: JobConfig, alert: dict, run_id: str, window_start: dat
         "kind": alert["kind"],
         "source": alert["source"],
         "run_id": run_id,
+        "resolved_at": now.isoformat(),
     }
-    _queue(con, config, key, run_id, Action.RESOLVE, payload, now, set(store.triggered_sinks(con, key, alert["opened_at"])))
-    return AlertChange.RESOLVED

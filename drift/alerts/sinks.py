@@ -13,11 +13,12 @@ import json
 import os
 import smtplib
 import sys
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import httpx
 
-from ..config import EmailSink, FileSink, PagerDutySink, SlackSink, StdoutSink, WebhookSink
+from ..config import AlertmanagerSink, EmailSink, FileSink, PagerDutySink, SlackSink, StdoutSink, WebhookSink
 from ..errors import ConfigError
 from ..record import Action
 
@@ -226,6 +227,53 @@ class PagerDuty:
         return f"HTTP {response.status_code}"
 
 
+class Alertmanager:
+    """Prometheus Alertmanager's API v2: POST /api/v2/alerts. An alert is its label set (alertname,
+    job, kind, source, severity): a trigger fires it until `hold_h` from now, each run re-sends it
+    while it is open (outbox: REFRESHED), and a resolve sets its endsAt to when drift resolved it."""
+
+    refreshes = True  # it forgets an alert nobody re-sends: the outbox sends it again every run
+
+    def __init__(self, config: AlertmanagerSink):
+        self.config = config
+
+    def alert(self, message: dict, now: datetime) -> dict:
+        labels = {
+            "alertname": "DriftSegment",
+            "job": message["job"],
+            "kind": message["kind"],
+            "source": message["source"],
+            "severity": message["severity"],
+        }
+        if message["action"] == Action.RESOLVE:
+            ends = datetime.fromisoformat(message["resolved_at"]) if message.get("resolved_at") else now
+            return {"labels": labels, "endsAt": _rfc3339(ends)}
+        annotations = {
+            "summary": fit(message["title"], 1024),
+            "description": "\n".join(message.get("changes", [])),
+            **({"report": message["report"]} if message.get("report") else {}),
+            **({"runbook_url": message["runbook"]} if message.get("runbook") else {}),
+        }
+        alert = {
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": _rfc3339(datetime.fromisoformat(message["opened_at"]) if message.get("opened_at") else now),
+            "endsAt": _rfc3339(now + timedelta(hours=self.config.hold_h)),
+        }
+        if str(message.get("report", "")).startswith(("https://", "http://")):
+            alert["generatorURL"] = message["report"]
+        return alert
+
+    def send(self, message: dict) -> str:
+        body = json.dumps([self.alert(message, datetime.now(UTC))]).encode()
+        response = _post(f"{self.config.url.rstrip('/')}/api/v2/alerts", body, {}, self.config.timeout_s)
+        return f"HTTP {response.status_code}"
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 class Email:
     def __init__(self, config: EmailSink):
         self.config = config
@@ -251,7 +299,12 @@ class Email:
         return "sent"
 
 
-SINKS = {"stdout": Stdout, "file": File, "webhook": Webhook, "slack": Slack, "pagerduty": PagerDuty, "email": Email}
+SINKS = {
+    "stdout": Stdout, "file": File, "webhook": Webhook, "slack": Slack, "pagerduty": PagerDuty,
+    "alertmanager": Alertmanager, "email": Email,
+}  # fmt: skip
+# The sinks that forget an alert nobody re-sends: every run that keeps an alert open sends it again.
+REFRESHED = {name for name, sink in SINKS.items() if getattr(sink, "refreshes", False)}
 
 
 def build_sink(config):
