@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -240,3 +241,45 @@ def ray_cluster():
     )
     yield ray
     ray.shutdown()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_server(program: str, argv: list[str], port: int):
+    """A real server (Debian's Pushgateway, Alertmanager) on 127.0.0.1:port, started here, ready
+    (its /-/ready answers) before the test goes on, and stopped after it. Skipped where the program
+    is not installed, but in CI, which installs it (.ci/run): there that is a failure."""
+    import shutil
+    import subprocess
+    import time
+
+    import httpx
+
+    path = shutil.which(program)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{program} is not installed; .ci/run installs it")
+        pytest.skip(f"{program} is not installed (apt-get install {program})")
+    server = subprocess.Popen([path, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"{program} did not start on {url}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -5,10 +5,6 @@ without leaving the old one firing, and is resolved by a clean night."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,44 +12,22 @@ import pytest
 
 from drift.config import load_job
 
+from .conftest import free_port, local_server
 from .test_alert_lifecycle import ORDERS, PHOTOS, night
 from .test_config import MINIMAL
-from .test_metrics import _free_port
-
-ALERTMANAGER = shutil.which("prometheus-alertmanager")
 
 
 @pytest.fixture
 def alertmanager(tmp_path):
-    if ALERTMANAGER is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus-alertmanager is not installed; .ci/run installs it")
-        pytest.skip("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
     config = tmp_path / "alertmanager.yml"
     config.write_text("route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n")
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=error",
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail("Alertmanager did not start")
+    port = free_port()
+    argv = [
+        f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=", "--log.level=error",
+    ]  # fmt: skip
+    with local_server("prometheus-alertmanager", argv, port) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def firing(url: str) -> dict[tuple[str, str], dict]:

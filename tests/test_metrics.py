@@ -5,11 +5,6 @@ read back from its /metrics."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import socket
-import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -22,42 +17,15 @@ from drift.errors import ConfigError
 from drift.pipeline import run_job
 from drift.progress import QUIET
 
+from .conftest import free_port, local_server
 from .test_pipeline import DRIFT_DAY, build_baseline
-
-GATEWAY = shutil.which("prometheus-pushgateway")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
-def pushgateway(tmp_path):
-    if GATEWAY is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus-pushgateway is not installed; .ci/run installs it")
-        pytest.skip("prometheus-pushgateway is not installed (apt-get install prometheus-pushgateway)")
-    port = _free_port()
-    server = subprocess.Popen(
-        [GATEWAY, f"--web.listen-address=127.0.0.1:{port}", "--log.level=error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the Pushgateway did not start")
+def pushgateway():
+    port = free_port()
+    with local_server("prometheus-pushgateway", [f"--web.listen-address=127.0.0.1:{port}", "--log.level=error"], port) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -100,7 +68,7 @@ def test_a_run_writes_its_metrics_to_the_textfile_and_the_pushgateway(world, pus
 
 def test_a_dead_pushgateway_is_logged_and_never_undoes_the_run(world, caplog, tmp_path):
     _, job = world
-    job.write_text(job.read_text() + f'\n[metrics]\npushgateway = "http://127.0.0.1:{_free_port()}"\ntimeout_s = 2\n')
+    job.write_text(job.read_text() + f'\n[metrics]\npushgateway = "http://127.0.0.1:{free_port()}"\ntimeout_s = 2\n')
     build_baseline(job)
     config = load_job(job)
     with caplog.at_level(logging.ERROR, logger="drift.alerts.metrics"):
