@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .locations import SCHEME, baseline_cache, is_local_url, is_remote, scheme_of
@@ -150,6 +150,9 @@ def _device(value: str) -> str:
     return value
 
 
+Device = Annotated[str, AfterValidator(_device)]
+
+
 class BaselineSection(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     dir: str = Field(default="baselines", description="a folder, or an s3:// prefix")
@@ -186,17 +189,12 @@ class ImageSection(_Section):
         description="torch: PyTorch eager; onnxruntime: the tower exported once to ONNX and run by ONNX Runtime (pip install -e '.[onnx]')",
     )
     batch_size: int = Field(default=32, ge=1, le=1024, description="crops per forward pass; on a GPU, 128 to 512 keep it busy")
-    device: str = Field(
+    device: Device = Field(
         default="auto",
         description="auto (a GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; backend onnxruntime and "
         "quantize int8 run on the CPU",
     )
     precision: Literal["fp32", "fp16", "bf16"] = Field(default="fp32", description="fp16 and bf16 on a GPU only")
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        return _device(value)
 
     threads: int | None = Field(default=None, ge=1, description="torch (or ONNX Runtime intra-op) threads; default: all cores")
     max_bytes: int = Field(default=25_000_000, gt=0)
@@ -211,12 +209,7 @@ class DocumentSection(_Section):
     )
     text_chars: int = Field(default=2000, ge=100, le=100_000, description="characters of text embedded per document")
     page_embedding: bool = Field(default=True, description="embed the rendered first page with the [image] encoder")
-    text_device: str = Field(default="auto", description="the text encoder's device: auto, cpu, cuda or cuda:N")
-
-    @field_validator("text_device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        return _device(value)
+    text_device: Device = Field(default="auto", description="the text encoder's device: auto, cpu, cuda or cuda:N")
 
     batch_size: int = Field(default=32, ge=1, le=1024)
     max_bytes: int = Field(default=50_000_000, gt=0)

@@ -24,6 +24,11 @@ def scheme_of(location) -> str | None:
     return text.split("://", 1)[0] if "://" in text else None
 
 
+def is_web_url(location) -> bool:
+    """An http(s):// address a browser opens: a served report, a runbook."""
+    return scheme_of(location) in ("http", "https")
+
+
 def is_local_url(location) -> bool:
     """A file:// URL: a local path spelled as a URL."""
     return scheme_of(location) == "file"

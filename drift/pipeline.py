@@ -7,7 +7,6 @@ hold the writer lock -> load and verify the baseline -> analyse the window (feat
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from .features.featurize import Context
 from .features.kinds import KINDS
 from .features.window import WindowAnalysis, analyse_window, code_version, report_internal_errors
 from .progress import QUIET, Progress
-from .record import Alert, BaselineRef, Evidence, InternalError, RunRecord, Segment, SegmentStatus, Verdict
+from .record import Alert, BaselineRef, Evidence, InternalError, RunRecord, Segment, SegmentStatus, Verdict, plain
 from .record import Window as RecordWindow
 from .report import render
 from .report.evidence import collect
@@ -106,11 +105,6 @@ def _evidence(analysis: WindowAnalysis, baseline: Baseline, segment: tuple[str, 
     return collect(*segment, baseline.features(*segment), data.features, drifted, analysis.sample.rows)
 
 
-def _plain(value: Any) -> Any:
-    """Through JSON once: numbers from numpy and dates become the plain values the record keeps."""
-    return json.loads(json.dumps(value, default=str))
-
-
 def build_record(
     *,
     run_id: str,
@@ -147,17 +141,17 @@ def build_record(
                 evidence=_evidence(analysis, baseline, (kind, source), verdict),
             )
         )
-    tested = sum(v.status not in (SegmentStatus.NO_BASELINE, SegmentStatus.ABSENT) for v in verdicts.values())
+    # the segments compared with a baseline (not_enough_data ones too), as decide() was told
+    compared = sum(v.status not in (SegmentStatus.NO_BASELINE, SegmentStatus.ABSENT) for v in verdicts.values())
     return RunRecord(
         run_id=run_id,
         job=config.name,
         window=RecordWindow(**window.as_dict()),
         baseline=BaselineRef(name=baseline.name, window=baseline.manifest["window"], dir=str(baseline.path)),
-        encoder=_plain(embedder),
-        log_rejects=_plain(analysis.sample.rejects.to_dicts()),
+        encoder=plain(embedder),
+        log_rejects=plain(analysis.sample.rejects.to_dicts()),
         # the false-page rate per night this run's policy implies for its width
-        # (the segments compared with a baseline, as the pipeline gives decide())
-        error_control=error_control(config.policy, tested),
+        error_control=error_control(config.policy, compared),
         segments=segments,
         alerts=alerts,
         # drift's own failures on some inputs: bugs to report, left out of every error rate

@@ -17,11 +17,18 @@ the run is in memory (what the words and the outliers table are made from); they
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+
+def plain(value: Any) -> Any:
+    """Through JSON once: numbers from numpy and dates become the plain values a record keeps, as
+    the store will read them back."""
+    return json.loads(json.dumps(value, default=str))
 
 
 class Severity(StrEnum):
@@ -332,8 +339,9 @@ class Alert(_Record):
     report: str = Field("", exclude=True)  # where the reader goes: the HTML report's link
     runbook: str | None = Field(None, exclude=True)
 
-    def trigger(self) -> dict[str, Any]:
-        """The message that opens or escalates the incident, as the outbox keeps it and sinks read it."""
+    def trigger(self, opened_at: str) -> dict[str, Any]:
+        """The message that opens, escalates or refreshes the incident opened at `opened_at` (ISO),
+        as the outbox keeps it and sinks read it."""
         return {
             "dedup_key": self.dedup_key,
             "action": Action.TRIGGER.value,
@@ -349,6 +357,7 @@ class Alert(_Record):
             "findings": [f.model_dump(mode="json") for f in self.findings],
             "report": self.report,
             "runbook": self.runbook,
+            "opened_at": opened_at,
         }
 
 

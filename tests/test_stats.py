@@ -292,3 +292,16 @@ def test_a_night_within_the_baselines_day_to_day_range_is_not_drift_and_one_beyo
 
     assert verdict(0.95) == "small_effect"  # significant against the pooled week, but an ordinary day
     assert verdict(4.0) == "drift"
+
+
+def test_every_numeric_dtype_is_compared_as_a_number_and_stored_as_one():
+    # one rule (features.featureset.is_numeric) for the comparison and the store's long table
+    from drift.store.rows import long_descriptors
+
+    rng = np.random.default_rng(3)
+    for dtype in (pl.UInt8, pl.UInt16, pl.Int8, pl.Float32, pl.Boolean):
+        values = rng.integers(0, 2 if dtype == pl.Boolean else 100, 60)
+        frame = pl.DataFrame({"input_id": [f"i{i}" for i in range(60)], "level": pl.Series(values).cast(dtype)})
+        methods = {r.target: r.method for r in descriptor_checks(frame, frame)}
+        assert methods["level"] == ("fisher" if dtype == pl.Boolean else "ks"), dtype
+        assert long_descriptors(frame)["label"].null_count() == 60, dtype  # a number, in `value`

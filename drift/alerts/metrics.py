@@ -21,8 +21,6 @@ from ..record import RunRecord
 
 log = logging.getLogger(__name__)
 
-SEVERITY_VALUE = {"none": 0, "info": 1, "warning": 2, "critical": 3}
-
 
 def registry_of(record: RunRecord, started: datetime, finished: datetime, open_alerts: int):
     """The run's metrics in a registry of their own (the process's default registry is not ours)."""
@@ -49,7 +47,7 @@ def registry_of(record: RunRecord, started: datetime, finished: datetime, open_a
     )
     sampled = gauge("drift_segment_sampled_items", "Inputs sampled for the segment in the last run.", ("kind", "source"))
     for segment in record.segments:
-        severity.labels(job, segment.kind, segment.source).set(SEVERITY_VALUE[segment.severity])
+        severity.labels(job, segment.kind, segment.source).set(segment.severity.rank)
         errors.labels(job, segment.kind, segment.source).set(segment.n_errors / segment.n_sampled if segment.n_sampled else 0.0)
         sampled.labels(job, segment.kind, segment.source).set(segment.n_sampled)
     gauge("drift_alerts_open", "The job's open alerts, after its last run.").labels(job).set(open_alerts)

@@ -73,7 +73,7 @@ def apply_alerts(
             if is_open:
                 changes[key] = _resolve(con, config, current, run_id, window_start, now)
             continue
-        payload = {**alert.trigger(), "opened_at": (now if not is_open else current["opened_at"]).isoformat()}
+        payload = alert.trigger(opened_at=(current["opened_at"] if is_open else now).isoformat())
         row = {
             "dedup_key": key,
             "job": alert.job,

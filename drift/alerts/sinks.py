@@ -20,6 +20,7 @@ import httpx
 
 from ..config import AlertmanagerSink, EmailSink, FileSink, PagerDutySink, SlackSink, StdoutSink, WebhookSink
 from ..errors import ConfigError
+from ..locations import is_web_url
 from ..record import Action
 
 # drift severity -> PagerDuty Events v2 severity
@@ -179,7 +180,7 @@ class Slack:
 
 
 def _slack_link(target: str, label: str) -> str:
-    if target.startswith(("https://", "http://")):
+    if is_web_url(target):
         return f"<{target}|{label}>"
     return f"{label}: {_slack_escape(target)}"
 
@@ -215,7 +216,7 @@ class PagerDuty:
                 },
             }
             links = [{"href": message["runbook"], "text": "Runbook"}] if message.get("runbook") else []
-            if str(message.get("report", "")).startswith(("https://", "http://")):
+            if is_web_url(message.get("report", "")):
                 links.insert(0, {"href": message["report"], "text": "Drift report"})
             if links:
                 event["links"] = links
@@ -246,6 +247,7 @@ class Alertmanager:
             "severity": message["severity"],
         }
         if message["action"] == Action.RESOLVE:
+            # messages queued by a drift before opened_at/resolved_at were sent lack them: now, then
             ends = datetime.fromisoformat(message["resolved_at"]) if message.get("resolved_at") else now
             return {"labels": labels, "endsAt": _rfc3339(ends)}
         annotations = {
@@ -260,7 +262,7 @@ class Alertmanager:
             "startsAt": _rfc3339(datetime.fromisoformat(message["opened_at"]) if message.get("opened_at") else now),
             "endsAt": _rfc3339(now + timedelta(hours=self.config.hold_h)),
         }
-        if str(message.get("report", "")).startswith(("https://", "http://")):
+        if is_web_url(message.get("report", "")):
             alert["generatorURL"] = message["report"]
         return alert
 

@@ -106,7 +106,7 @@ class Context:
         return {"clip": self.image_encoder, "text": self.text_encoder}[name]()
 
     def encoders_for(self, kinds: set[str]) -> set[str]:
-        return set().union(*(KINDS[k].encoders(self.config) for k in kinds)) if kinds else set()
+        return {encoder for k in kinds for encoder in KINDS[k].embeddings(self.config).values()}
 
     def embedder_identity(self, kinds: set[str]) -> dict[str, Any] | None:
         """The identity of every encoder these kinds use, by embedding name; None when they use none."""

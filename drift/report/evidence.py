@@ -9,7 +9,6 @@ Everything is small and bounded, whatever the window's size.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ import orjson
 import polars as pl
 
 from ..features.featureset import FeatureSet
-from ..record import Evidence, Family, Finding, InputKind
+from ..record import Evidence, Family, Finding, InputKind, plain
 from ..sources.log import local_path
 from ..verdict.headline import ordered
 
@@ -51,7 +50,7 @@ def collect(
     elif rows is not None:
         evidence["payload_example"] = payload_example(drifted, rows)
     # through JSON once: numbers from numpy become the plain values the record keeps
-    return Evidence.model_validate(json.loads(json.dumps(evidence, default=str)))
+    return Evidence.model_validate(plain(evidence))
 
 
 def distribution(ref: FeatureSet, cur: FeatureSet, name: str) -> dict[str, Any] | None:

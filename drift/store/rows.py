@@ -10,6 +10,7 @@ features stage found (samples, input errors, descriptors in long form, the class
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -36,7 +37,6 @@ class ModelTable:
     columns: tuple[str, ...]
     renamed: dict[str, str] = field(default_factory=dict)
     as_json: tuple[str, ...] = ()
-    dtypes: dict[str, Any] = field(default_factory=dict)
 
     def field_of(self, column: str) -> str:
         return self.renamed.get(column, column)
@@ -45,7 +45,7 @@ class ModelTable:
         rows = [{**keys, **{c: self._value(m, c) for c in self.columns}} for m in models]
         schema = {
             **{k: pl.Utf8 for k in self.keys},
-            **{c: self.dtypes.get(c, _dtype(self.model, self.field_of(c))) for c in self.columns},
+            **{c: _dtype(self.model, self.field_of(c)) for c in self.columns},
         }
         return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
@@ -56,15 +56,17 @@ class ModelTable:
         return value.value if isinstance(value, Enum) else value
 
 
+_DTYPES = {bool: pl.Boolean, int: pl.Int64, float: pl.Float64}  # anything else (text, enums, JSON) is text
+
+
 def _dtype(model: type[BaseModel], name: str):
-    annotation = str(model.model_fields[name].annotation) if name in model.model_fields else "int"
-    if "float" in annotation:
-        return pl.Float64
-    if "bool" in annotation:
-        return pl.Boolean
-    if "int" in annotation:
-        return pl.Int64
-    return pl.Utf8
+    """A column's type from its field's annotation (or its property's return type); `X | None` is X's."""
+    if name in model.model_fields:
+        annotation = model.model_fields[name].annotation
+    else:
+        annotation = typing.get_type_hints(getattr(model, name).fget)["return"]
+    kinds = [a for a in (typing.get_args(annotation) or (annotation,)) if a is not type(None)]
+    return _DTYPES.get(kinds[0], pl.Utf8) if len(kinds) == 1 else pl.Utf8
 
 
 MODEL_TABLES: dict[str, ModelTable] = {
@@ -98,7 +100,6 @@ MODEL_TABLES: dict[str, ModelTable] = {
         Stage,
         keys=("run_id",),
         columns=("stage", "seconds", "items", "cpu_seconds", "peak_rss_mb"),
-        dtypes={"items": pl.Int32},
     ),
 }
 # Fields of those models that live elsewhere: in runs.summary (the record), or in a table of their own.

@@ -149,7 +149,7 @@ def sentence(kind: str, source: str, finding: Finding) -> tuple[float, str]:
         ref, cur = detail.get("ref_rate", 0.0), detail.get("cur_rate", 0.0)
         category = finding.subject
         what = "could not be read" if category == "all" else f"failed as {category.replace('_', ' ')}"
-        failed = finding.counts[1] if finding.counts else round(cur * finding.n_cur)
+        _, failed = finding.counts  # an error-rate check always counts its failures (verdict.compare)
         return (
             cur - ref,
             f"{pct(cur)} of {source} {noun} {what} ({failed} of {finding.n_cur}), against {_was(ref)} in the baseline.",

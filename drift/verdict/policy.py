@@ -22,15 +22,13 @@ Checks that cannot page (info) are held to Benjamini-Hochberg across the segment
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable
 
 import numpy as np
 from scipy.stats import false_discovery_control
 
 from ..config import PolicySection
-from ..record import ErrorControl, Family, Finding, FindingStatus, SegmentStatus, Severity, Verdict
+from ..record import ErrorControl, Family, Finding, FindingStatus, SegmentStatus, Severity, Verdict, plain
 from .families import FAMILIES, METHOD_THRESHOLDS
 from .tests import TestResult
 
@@ -57,10 +55,6 @@ def threshold_for(family: str, method: str, policy: PolicySection) -> float:
 
 def severity_for(family: str, policy: PolicySection) -> Severity:
     return Severity(policy.severity.get(family, FAMILIES[family][1]))
-
-
-def max_severity(severities: Iterable[str]) -> Severity:
-    return Severity.highest(severities)
 
 
 def pages(family: str, policy: PolicySection) -> bool:
@@ -132,7 +126,7 @@ def _finding(
         status=status,
         severity=severity,
         # through JSON once: numbers from numpy and dates become the plain values the store keeps
-        detail=json.loads(json.dumps({**result.params, **result.detail, **held}, default=str)),
+        detail=plain({**result.params, **result.detail, **held}),
         subject=result.subject,
         aspect=result.aspect,
         counts=result.counts,
@@ -163,6 +157,6 @@ def decide(results: list[TestResult], policy: PolicySection, segments: int = 1) 
     return Verdict(
         findings=findings,
         drifted=any(f.drifted for f in findings),
-        severity=max_severity(f.severity for f in findings),
+        severity=Severity.highest(f.severity for f in findings),
         status=SegmentStatus.OK if testable or not results else SegmentStatus.NOT_ENOUGH_DATA,
     )

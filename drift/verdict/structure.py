@@ -141,32 +141,18 @@ def _shares(counts: dict[str, int], suffix: str) -> dict[str, float]:
 def _presence(path, r, c, n_ref, n_cur, ex: _Examples) -> TestResult:
     k_ref, k_cur = (r or {}).get("docs", 0), (c or {}).get("docs", 0)
     p_ref, p_cur = k_ref / n_ref, k_cur / n_cur
-    detail = {"old": f"present {100 * p_ref:.0f}%", "new": f"present {100 * p_cur:.0f}%"}
-    if k_ref == 0:
-        result = proportion_test(k_ref, n_ref, k_cur, n_cur, alternative="greater")
-        return result.labelled(
-            family=Family.SCHEMA_ADDITIVE,
-            subject=path,
-            aspect=Aspect.PRESENCE,
-            detail={**detail, "examples": ex.holding(path)},
-            counts=(k_ref, k_cur),
-        )
-    if p_cur < p_ref and p_ref >= REQUIRED:
-        result = proportion_test(k_ref, n_ref, k_cur, n_cur, alternative="less")
-        return result.labelled(
-            family=Family.SCHEMA_BREAKING,
-            subject=path,
-            aspect=Aspect.PRESENCE,
-            detail={**detail, "examples": ex.lacking(path)},
-            counts=(k_ref, k_cur),
-        )
-    result = proportion_test(k_ref, n_ref, k_cur, n_cur)
-    examples = ex.lacking(path) if p_cur < p_ref else ex.holding(path)
-    return result.labelled(
-        family=Family.SCHEMA_SHIFT,
+    if k_ref == 0:  # a new path: additive
+        family, alternative, examples = Family.SCHEMA_ADDITIVE, "greater", ex.holding(path)
+    elif p_cur < p_ref and p_ref >= REQUIRED:  # a required path goes missing: breaking
+        family, alternative, examples = Family.SCHEMA_BREAKING, "less", ex.lacking(path)
+    else:
+        family, alternative = Family.SCHEMA_SHIFT, "two-sided"
+        examples = ex.lacking(path) if p_cur < p_ref else ex.holding(path)
+    return proportion_test(k_ref, n_ref, k_cur, n_cur, alternative=alternative).labelled(
+        family=family,
         subject=path,
         aspect=Aspect.PRESENCE,
-        detail={**detail, "examples": examples},
+        detail={"old": f"present {100 * p_ref:.0f}%", "new": f"present {100 * p_cur:.0f}%", "examples": examples},
         counts=(k_ref, k_cur),
     )
 
@@ -174,23 +160,22 @@ def _presence(path, r, c, n_ref, n_cur, ex: _Examples) -> TestResult:
 def _nulls(path, r, c, ex: _Examples) -> TestResult | None:
     k_ref, k_cur = r["t_null"], c["t_null"]
     n_ref, n_cur = r["docs"], c["docs"]
-    detail = {"old": f"null {100 * k_ref / n_ref:.0f}%", "new": f"null {100 * k_cur / n_cur:.0f}%"}
-    if k_ref == 0:
-        if k_cur == 0:
-            return None
-        return never_seen_test(k_cur, n_ref, n_cur).labelled(
-            family=Family.SCHEMA_BREAKING,
-            subject=path,
-            aspect=Aspect.NULLS,
-            detail={**detail, "examples": ex.holding(path, type="null")},
-            counts=(k_ref, k_cur),
-        )
-    result = proportion_test(k_ref, n_ref, k_cur, n_cur)
+    if k_ref == 0 and k_cur == 0:
+        return None
+    # nulls where the baseline never had one: the exact test of a never-seen event, and breaking
+    result, family = (
+        (never_seen_test(k_cur, n_ref, n_cur), Family.SCHEMA_BREAKING) if k_ref == 0
+        else (proportion_test(k_ref, n_ref, k_cur, n_cur), Family.SCHEMA_SHIFT)
+    )  # fmt: skip
     return result.labelled(
-        family=Family.SCHEMA_SHIFT,
+        family=family,
         subject=path,
         aspect=Aspect.NULLS,
-        detail={**detail, "examples": ex.holding(path, type="null")},
+        detail={
+            "old": f"null {100 * k_ref / n_ref:.0f}%",
+            "new": f"null {100 * k_cur / n_cur:.0f}%",
+            "examples": ex.holding(path, type="null"),
+        },
         counts=(k_ref, k_cur),
     )
 

@@ -53,9 +53,8 @@ class Kind(Protocol):
 
     def timeout(self, context) -> float: ...
 
-    def embeddings(self, config) -> dict[str, str]: ...  # the embeddings it makes -> the encoder of each
-
-    def encoders(self, config) -> set[str]: ...  # the encoders it needs ("clip", "text"): its embeddings' encoders
+    # the embeddings it makes -> the encoder of each ("clip", "text"): what it needs loaded
+    def embeddings(self, config) -> dict[str, str]: ...
 
     def featurizer(self, context, source: str) -> Featurizer: ...
 

@@ -307,9 +307,6 @@ class DocumentKind:
         section = config.document
         return ({"page": "clip"} if section.page_embedding else {}) | ({"text": "text"} if section.text_model != "none" else {})
 
-    def encoders(self, config) -> set[str]:
-        return set(self.embeddings(config).values())
-
     def featurizer(self, context, source: str) -> DocumentFeaturizer:
         section = context.config.document
         spools: dict[str, EmbeddingSpool] = {}

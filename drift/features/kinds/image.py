@@ -310,9 +310,6 @@ class ImageKind:
     def embeddings(self, config) -> dict[str, str]:
         return {"clip": "clip"}
 
-    def encoders(self, config) -> set[str]:
-        return set(self.embeddings(config).values())
-
     def featurizer(self, context, source: str) -> ImageFeaturizer:
         return ImageFeaturizer(
             context.image_encoder(), context.config.image.batch_size, context.spool_path(self.name, source, "clip")

@@ -240,8 +240,5 @@ class PayloadKind:
     def embeddings(self, config) -> dict[str, str]:
         return {}
 
-    def encoders(self, config) -> set[str]:
-        return set(self.embeddings(config).values())
-
     def featurizer(self, context, source: str) -> PayloadFeaturizer:
         return PayloadFeaturizer(keep_schema=context.keep_documents)
