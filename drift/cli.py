@@ -131,6 +131,8 @@ def baseline_build(
         f"{n_errors} input errors -> {config.baseline_dir}",
         highlight=False,
     )
+    for line in manifest["warnings"]:
+        err.print(f"warning: {line}", markup=False, highlight=False)
     _internal(manifest["internal_errors"])
 
 

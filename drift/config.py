@@ -153,9 +153,15 @@ def _device(value: str) -> str:
 Device = Annotated[str, AfterValidator(_device)]
 
 
+BASELINE_SAMPLE_FACTOR = 5  # a baseline samples this many times a night's sample per segment, by default
+
+
 class BaselineSection(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     dir: str = Field(default="baselines", description="a folder, or an s3:// prefix")
+    # The baseline's own sample per segment: a week of traffic cut to one night's size throws away
+    # most of the power of the exact tests. Default: BASELINE_SAMPLE_FACTOR x [sampling] max_per_segment.
+    max_per_segment: int | None = Field(default=None, gt=0)
 
     @field_validator("dir")
     @classmethod
@@ -426,6 +432,11 @@ class JobConfig(_Section):
     @property
     def name(self) -> str:
         return self.job.name
+
+    @property
+    def baseline_sample(self) -> int:
+        """How many inputs per segment a baseline samples ([baseline] max_per_segment)."""
+        return self.baseline.max_per_segment or BASELINE_SAMPLE_FACTOR * self.sampling.max_per_segment
 
     @property
     def baseline_dir(self) -> Path:

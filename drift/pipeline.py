@@ -139,6 +139,7 @@ def build_record(
                 changes=ranked(kind, source, findings),
                 findings=findings,
                 evidence=_evidence(analysis, baseline, (kind, source), verdict),
+                detectable=verdict.detectable,
             )
         )
     # the segments compared with a baseline (not_enough_data ones too), as decide() was told

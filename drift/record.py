@@ -148,7 +148,12 @@ class Aspect(StrEnum):
     KEY_PATTERN = "key pattern"
     LAG = "lag to receipt"
     NEW_VALUE = "new value"
-    NEW_VERSION = "new version"
+    RELABEL = "relabel"
+    STALE = "stale label"
+    EMPTINESS = "emptiness"
+    MAGNITUDE = "magnitude"
+    LOW_TAIL = "low tail"
+    HIGH_TAIL = "high tail"
     VALUES = "values"
     NUMBERS = "numbers"
     STRING_LENGTHS = "string lengths"
@@ -163,8 +168,40 @@ def target_of(subject: str, aspect: Aspect) -> str:
     return f"{subject} {aspect.value}" if aspect is not Aspect.NONE else subject
 
 
+class Principle(StrEnum):
+    """The principle a check applies (docs/statistics.md "Principles"): what a reader audits."""
+
+    NEVER_SEEN = "never_seen"  # an error category no baseline item showed: the exact test
+    ERROR_RATE = "error_rate"
+    NOVELTY = "novelty"  # items unlike any baseline item (split conformal)
+    TAIL = "tail"  # items beyond one descriptor's baseline extreme (conformal per item)
+    PRESENCE = "presence"
+    NULLS = "nulls"
+    TYPE = "type"
+    FORMAT = "format"
+    KEY_PATTERN = "key_pattern"
+    TIME = "time"  # a date's lag to receipt, a period label that stopped being current
+    NEW_VALUE = "new_value"  # a value of a new skeleton at an enum path
+    RELABEL = "relabel"  # a new value of a known skeleton: a release, a model's date stamp
+    EMPTINESS = "emptiness"
+    MAGNITUDE = "magnitude"
+    SHAPE = "shape"
+    DISTRIBUTION = "distribution"  # shares, numbers, lengths, descriptors, embeddings moved
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+class Detectable(_Record):
+    """A segment's minimum detectable shift (drift.verdict.policy.detectable): the share of
+    tonight's items that must change for the check to page with probability 0.9 at this run's level."""
+
+    never_seen: float | None = None  # items with a never-seen error, a missing field, a new type
+    novel: float | None = None  # items unlike any in the baseline
+    level: float
+    n_ref: int
+    n_cur: int
 
 
 class Window(_Record):
@@ -205,6 +242,7 @@ class Finding(_Record):
     status: FindingStatus
     severity: Severity
     detail: dict[str, Any] = {}
+    principle: Principle = Principle.DISTRIBUTION
     # What the check looked at (a descriptor, an embedding, a JSON path, an error category) and
     # which property of it: the words (drift.verdict.headline) read these, never the target's text.
     subject: str = Field("", exclude=True)
@@ -231,6 +269,7 @@ class Verdict(_Record):
     drifted: bool = False
     severity: Severity = Severity.NONE
     status: SegmentStatus = SegmentStatus.OK
+    detectable: Detectable | None = None
 
 
 class Distribution(_Record):
@@ -297,6 +336,12 @@ class Segment(_Record):
     findings: list[Finding] = []
     # what the report pictures, for drifted segments (written {} for the others)
     evidence: Evidence | None = None
+    detectable: Detectable | None = None
+
+    @property
+    def detectable_share(self) -> float | None:
+        """The share of tonight's items that a wave of broken ones must reach to page (0.9 power)."""
+        return self.detectable.never_seen if self.detectable else None
 
     @property
     def headline(self) -> str | None:

@@ -140,7 +140,7 @@ def _write(analysis: WindowAnalysis, staging: Path, *, job: str, name: str, embe
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "embedder": embedder,
-        "sampling": {"max_per_segment": config.sampling.max_per_segment, "seed": config.sampling.seed},
+        "sampling": {"max_per_segment": config.baseline_sample, "seed": config.sampling.seed},
         "segments": [
             BaselineSegment(
                 kind=d.kind,
@@ -170,8 +170,9 @@ def build(config: JobConfig, start: datetime, end: datetime, context: Context, c
         if config.image.backend == "onnxruntime" and config.image.quantize == "int8":
             # static int8's scales come from the baseline's own items, before any of them is embedded
             with clock.stage("calibrate"):
-                context.calibration = calibration_crops(sample_log(config, Window(start, end)).rows.to_dicts(), context)
-        analysis = analyse_window(config, Window(start, end), context, clock)
+                sample = sample_log(config, Window(start, end), config.baseline_sample)
+                context.calibration = calibration_crops(sample.rows.to_dicts(), context)
+        analysis = analyse_window(config, Window(start, end), context, clock, max_per_segment=config.baseline_sample)
         internal = report_internal_errors(analysis)
         if not analysis.segments:
             raise BaselineError(
@@ -196,7 +197,30 @@ def build(config: JobConfig, start: datetime, end: datetime, context: Context, c
                         store, config.baseline_dir.resolve(), config.baseline_uri, MANIFEST, sorted(manifest["files"])
                     ),
                 )
-        return {**manifest, "internal_errors": internal}
+        return {**manifest, "internal_errors": internal, "warnings": power_warnings(manifest["segments"], config)}
+
+
+NOTICE = 0.10  # a baseline too small to notice a wave of this share of broken items is warned about
+
+
+def power_warnings(segments: list[dict], config: JobConfig) -> list[str]:
+    """One line per segment whose baseline is too small for a wave of NOTICE broken items tonight to
+    page with probability 0.9 at the job's width (drift.verdict.policy.never_seen_share), with
+    [sampling] max_per_segment items a night."""
+    from ..verdict.policy import never_seen_share, planned_level
+
+    level = planned_level(config.policy, len(segments))
+    lines = []
+    for segment in segments:
+        share = never_seen_share(segment["n_sampled"], config.sampling.max_per_segment, level, config.policy)
+        if share is None or share > NOTICE:
+            notice = "could not notice even a wave of only broken items" if share is None else f"would notice {share:.0%}"
+            lines.append(
+                f"{segment['kind']}/{segment['source']}: {segment['n_sampled']} baseline items; tonight's "
+                f"{config.sampling.max_per_segment} {notice} of never-seen broken items, not {NOTICE:.0%}: "
+                "widen the window or raise [baseline] max_per_segment"
+            )
+    return lines
 
 
 def open_baseline(config: JobConfig) -> Baseline:

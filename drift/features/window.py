@@ -57,11 +57,17 @@ def item_paths(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def analyse_window(
-    config: JobConfig, window: Window, context: Context, clock: StageClock, kinds: set[str] | None = None
+    config: JobConfig,
+    window: Window,
+    context: Context,
+    clock: StageClock,
+    kinds: set[str] | None = None,
+    max_per_segment: int | None = None,
 ) -> WindowAnalysis:
-    """`kinds` limits the work to some input kinds (`drift fingerprint` opens only payloads)."""
+    """`kinds` limits the work to some input kinds (`drift fingerprint` opens only payloads);
+    `max_per_segment` overrides [sampling]'s (a baseline samples [baseline] max_per_segment)."""
     with clock.stage("sample") as counter:
-        sample = sample_log(config, window)
+        sample = sample_log(config, window, max_per_segment)
         counter["items"] = sample.rows.height
 
     population = {(r["kind"], r["source"]): r["n_population"] for r in sample.population.iter_rows(named=True)}

@@ -20,7 +20,7 @@ from html import escape
 from typing import Any
 
 from ..record import Evidence, InputKind, PayloadExample, PicturedItem, RunRecord, Segment
-from ..verdict.headline import CATEGORY_WORDS, NUMERIC_WORDS
+from ..verdict.headline import CATEGORY_WORDS, NUMERIC_WORDS, noticeable
 from . import plots
 from .text import encoder_line, number, states
 
@@ -102,7 +102,8 @@ def html(record: RunRecord, pictures: dict[tuple[str, str], str] | None = None) 
         f"{esc(record.baseline.window.end[:10])}).</p>",
         "<h2>What changed</h2>",
         *_headlines(record, drifted, anchors),
-        "<h2>Verdicts</h2><table><tr><th>segment</th><th>verdict</th><th>last 30 nights</th><th>sampled</th><th>input errors</th><th>what changed</th></tr>",
+        "<h2>Verdicts</h2><table><tr><th>segment</th><th>verdict</th><th>last 30 nights</th><th>sampled</th><th>input errors</th>"
+        "<th>what changed</th><th>power (90% chance of a page)</th></tr>",
     ]
     for seg in record.segments:
         name = f"{esc(seg.kind)}/{esc(seg.source)}"
@@ -110,7 +111,8 @@ def html(record: RunRecord, pictures: dict[tuple[str, str], str] | None = None) 
             name = f"<a href='#{anchors[seg.name]}'>{name}</a>"
         parts.append(
             f"<tr><td>{name}</td><td>{_verdict(seg)}</td><td>{_strip(record, seg)}</td><td class='n'>{seg.n_sampled}</td>"
-            f"<td class='n'>{seg.n_errors}</td><td>{esc(seg.headline) if seg.changes else ''}</td></tr>"
+            f"<td class='n'>{seg.n_errors}</td><td>{esc(seg.headline) if seg.changes else ''}</td>"
+            f"<td class='muted'>{esc(noticeable(seg.kind, seg.detectable))}</td></tr>"
         )
     parts.append("</table>")
     if record.alerts:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..record import RunRecord, Segment
+from ..verdict.headline import noticeable
 from .html import html
 from .text import SEVERITY_MARK, encoder_line, md, number, states
 
@@ -36,12 +37,13 @@ def markdown(record: RunRecord) -> str:
         "",
         "## Verdicts",
         "",
-        "| segment | verdict | sampled | errors | checks |",
-        "|---|---|---:|---:|---:|",
+        "| segment | verdict | sampled | errors | checks | power (90% chance of a page) |",
+        "|---|---|---:|---:|---:|---|",
     ]
     for seg in record.segments:
         lines.append(
-            f"| {md(seg.kind)}/{md(seg.source)} | {verdict_label(seg)} | {seg.n_sampled} | {seg.n_errors} | {seg.n_checks} |"
+            f"| {md(seg.kind)}/{md(seg.source)} | {verdict_label(seg)} | {seg.n_sampled} | {seg.n_errors} | {seg.n_checks} "
+            f"| {md(noticeable(seg.kind, seg.detectable))} |"
         )
     if record.alerts:
         lines += ["", "## Alerts", ""]

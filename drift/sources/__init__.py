@@ -9,12 +9,13 @@ from .log import LogSample, Window, connect, open_log, sample_window
 from .objects import object_store
 
 
-def sample_log(config: JobConfig, window: Window) -> LogSample:
-    """The window's sample, read where the log lies (a folder, or a bucket through [inputs.s3])."""
+def sample_log(config: JobConfig, window: Window, max_per_segment: int | None = None) -> LogSample:
+    """The window's sample, read where the log lies (a folder, or a bucket through [inputs.s3]):
+    `max_per_segment` per segment, [sampling]'s unless given (a baseline samples more)."""
     filesystem = object_store(config.inputs.s3) if is_remote(config.inputs.log) else None
     con = connect(config.inputs.memory_limit, filesystem)
     try:
         log_source = open_log(con, config.inputs.log, config.inputs.date_partition, filesystem)
-        return sample_window(con, log_source, window, config.sampling.max_per_segment, config.sampling.seed)
+        return sample_window(con, log_source, window, max_per_segment or config.sampling.max_per_segment, config.sampling.seed)
     finally:
         con.close()

@@ -183,6 +183,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE samples ADD COLUMN meta JSON;
     """,
+    # 6: which principle each check applied, and what share of broken items each segment would notice
+    """
+    ALTER TABLE findings ADD COLUMN principle VARCHAR;
+    ALTER TABLE segments ADD COLUMN detectable_share DOUBLE;
+    """,
 ]
 
 # Tables holding one run's rows, deleted together when the run is replaced.

@@ -87,6 +87,7 @@ MODEL_TABLES: dict[str, ModelTable] = {
             "status",
             "severity",
             "detail",
+            "principle",
         ),
         renamed={"check_family": "check"},
         as_json=("detail",),
@@ -94,7 +95,18 @@ MODEL_TABLES: dict[str, ModelTable] = {
     "segments": ModelTable(
         Segment,
         keys=("run_id",),
-        columns=("kind", "source", "n_population", "n_sampled", "n_items", "n_errors", "status", "drifted", "severity"),
+        columns=(
+            "kind",
+            "source",
+            "n_population",
+            "n_sampled",
+            "n_items",
+            "n_errors",
+            "status",
+            "drifted",
+            "severity",
+            "detectable_share",
+        ),
     ),
     "stage_timings": ModelTable(
         Stage,
@@ -105,7 +117,8 @@ MODEL_TABLES: dict[str, ModelTable] = {
 # Fields of those models that live elsewhere: in runs.summary (the record), or in a table of their own.
 NOT_COLUMNS: dict[str, set[str]] = {
     "findings": {"subject", "aspect", "counts", "ranking"},  # in-process (record.Finding); ranking -> `outliers`
-    "segments": {"errors", "n_internal", "n_checks", "changes", "findings", "evidence"},  # runs.summary; findings -> `findings`
+    # runs.summary; findings -> `findings`
+    "segments": {"errors", "n_internal", "n_checks", "changes", "findings", "evidence", "detectable"},
     "stage_timings": set(),
 }
 

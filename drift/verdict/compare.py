@@ -24,6 +24,7 @@ from .tests import (
     numeric_test,
     proportion_test,
     split_reference,
+    tail_test,
 )
 
 MAX_EXAMPLES = 5
@@ -56,7 +57,7 @@ def _column_test(ref_col: pl.Series, cur_col: pl.Series) -> TestResult:
 MIN_DAY_ITEMS = 10  # a baseline day with fewer items says too little about day-to-day change
 
 
-def day_to_day(ref_col: pl.Series, days: np.ndarray | None) -> float | None:
+def day_to_day(ref_col: pl.Series, days: np.ndarray | None, test=None) -> float | None:
     """How far tonight may move by the test's effect and still be an ordinary day (day_bound), from
     the effects of each baseline day against the rest of the baseline, by the same test.
 
@@ -67,8 +68,9 @@ def day_to_day(ref_col: pl.Series, days: np.ndarray | None) -> float | None:
     labels = usable_days(days)
     if labels is None:
         return None
+    test = test or _column_test
     return day_bound(
-        [_column_test(ref_col.filter(pl.Series(days != d)), ref_col.filter(pl.Series(days == d))).effect_size for d in labels]
+        [test(ref_col.filter(pl.Series(days != d)), ref_col.filter(pl.Series(days == d))).effect_size for d in labels]
     )
 
 
@@ -156,6 +158,7 @@ def descriptor_checks(
         if variation is not None:
             result = replace(result, params={**result.params, "day_to_day": round(variation, 6)})
         results.append(result.labelled(family=Family.DESCRIPTOR, subject=name))
+        results += _tails(name, ref[name], cur[name], ref_days, cache)
     if ref.height and cur.height and len(ref.columns) > 1:
         train, _ = split_reference(ref.height, seed)
         ref_matrix, cur_matrix = descriptor_matrix(ref, cur, train)
@@ -163,6 +166,23 @@ def descriptor_checks(
             results.append(
                 _novelty(ref_matrix, cur_matrix, cur["input_id"].to_list(), seed, Family.DESCRIPTOR, "all descriptors")
             )
+    return results
+
+
+def _tails(name: str, ref_col: pl.Series, cur_col: pl.Series, ref_days: np.ndarray | None, cache: dict) -> list[TestResult]:
+    """A numeric descriptor's two tails (tail_test), each held to how far one baseline day's tail
+    moved against the rest (daylight fills the dark tail on a winter day)."""
+    x, y = ref_col.cast(pl.Float64).to_numpy(), cur_col.cast(pl.Float64).to_numpy()
+    results = []
+    for side, aspect in (("low", Aspect.LOW_TAIL), ("high", Aspect.HIGH_TAIL)):
+        result = tail_test(x, y, side)
+        key = f"day_to_day:tail:{side}:{name}"
+        if key not in cache:
+            test = lambda r, c, side=side: tail_test(r.cast(pl.Float64).to_numpy(), c.cast(pl.Float64).to_numpy(), side)  # noqa: E731
+            cache[key] = day_to_day(ref_col, ref_days, test)
+        if cache[key] is not None:
+            result = replace(result, params={**result.params, "day_to_day": round(cache[key], 6)})
+        results.append(result.labelled(family=Family.DESCRIPTOR, subject=name, aspect=aspect))
     return results
 
 

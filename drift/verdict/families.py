@@ -23,6 +23,8 @@ METHOD_THRESHOLDS: dict[tuple[str, str], float] = {
     ("schema_breaking", "lag_ks"): 1.0,  # a time's lag to receipt moved by a baseline sd (and at least an hour)
     ("embedding", "conformal"): 0.05,  # 5 points more of today's items unlike the baseline than expected
     ("descriptor", "conformal"): 0.05,
+    ("descriptor", "tail"): 0.05,  # 5 points more of today's items beyond the baseline's extreme than expected
+    ("schema_breaking", "magnitude"): 1.0,  # ten times larger or smaller, or most values outside the baseline's range
     ("descriptor", "fisher"): 0.2,  # yes/no descriptors: Cohen's h, "small"
     ("descriptor", "chi2"): 0.2,  # categories: Jensen-Shannon distance, as for enum shares
 }

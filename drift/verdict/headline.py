@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ..record import Aspect, Family, Finding, InputKind
+from ..record import Aspect, Detectable, Family, Finding, InputKind
 
 # Numeric descriptors: (what it measures, the word for lower, the word for higher).
 NUMERIC_WORDS: dict[str, tuple[str, str, str]] = {
@@ -155,6 +155,8 @@ def sentence(kind: str, source: str, finding: Finding) -> tuple[float, str]:
             f"{pct(cur)} of {source} {noun} {what} ({failed} of {finding.n_cur}), against {_was(ref)} in the baseline.",
         )
     if family is Family.DESCRIPTOR:
+        if method == "tail":
+            return _tail(target, finding.subject, noun, source, detail)
         if method == "conformal":
             return _novel(noun, source, detail, "by their descriptors")
         if method == "fisher":
@@ -178,6 +180,21 @@ def sentence(kind: str, source: str, finding: Finding) -> tuple[float, str]:
             )
         return 0.0, f"The {target} embedding of {source} {noun} moved away from the baseline's ({method})."
     # payload checks: their own words are in old/new
+    if finding.aspect is Aspect.EMPTINESS:
+        ref, cur = detail.get("ref_rate", 0.0), detail.get("cur_rate", 0.0)
+        return (
+            cur - ref,
+            f"{pct(cur)} of {source} {noun} now come back empty at {finding.subject}, against {_was(ref)} in the baseline.",
+        )
+    if finding.aspect is Aspect.MAGNITUDE and detail.get("ref_median") is not None:
+        ref, cur = detail["ref_median"], detail["cur_median"]
+        ratio = detail.get("ratio")
+        times = f" ({_times(ratio)})" if ratio else ""
+        return (
+            detail.get("outside_share", 0.0),
+            f"{finding.subject} in {source} {noun} changed its units or scale: median {quantity(cur)}, against "
+            f"{quantity(ref)} in the baseline{times}.",
+        )
     if finding.aspect is Aspect.SHAPE and "cur_rate" in detail:
         return _share(detail), f"{pct(detail['cur_rate'])} of {source} {noun} have a shape never seen in the baseline."
     if finding.aspect is Aspect.PRESENCE and "cur_rate" in detail:
@@ -197,6 +214,24 @@ def sentence(kind: str, source: str, finding: Finding) -> tuple[float, str]:
     if "old" in detail and "new" in detail:
         return moved, f"{target} in {source} {noun} is now {detail['new']}; in the baseline, {detail['old']}."
     return moved, f"{target} in {source} {noun} changed ({method})."
+
+
+def _times(ratio: float) -> str:
+    factor = ratio if ratio >= 1 else 1 / ratio
+    return f"{factor:,.0f} times {'as large' if ratio >= 1 else 'smaller'}" if factor >= 10 else f"{factor:.2g} times"
+
+
+def _tail(target: str, name: str, noun: str, source: str, detail: dict) -> tuple[float, str]:
+    label, lower, higher = NUMERIC_WORDS.get(name, (name, f"lower in {name}", f"higher in {name}"))
+    share, expected = detail.get("tail_share", 0.0), detail.get("expected_share", 0.01)
+    word = lower if detail.get("side") == "low" else higher
+    edge = detail.get("edge")
+    beyond = f", beyond {quantity(edge)}" if edge is not None else ""
+    return (
+        share - expected,
+        f"{pct(share)} of {source} {noun} are {word} than all but {pct(expected)} of the baseline ({label}{beyond}), "
+        f"against {pct(expected)} expected.",
+    )
 
 
 def _share(detail: dict) -> float:
@@ -238,3 +273,17 @@ def ranked(kind: str, source: str, findings: list[Finding]) -> list[str]:
 def headline(kind: str, source: str, findings: list[Finding]) -> str | None:
     sentences = ranked(kind, source, findings)
     return sentences[0] if sentences else None
+
+
+def noticeable(kind: str, detectable: Detectable | None) -> str:
+    """What the segment can notice at this run's level: "a wave of 6% broken photos; 9% unlike the baseline"."""
+    if detectable is None:
+        return ""
+    noun = InputKind(kind).noun
+    broken = (
+        f"a wave of {pct(detectable.never_seen)} broken {noun}"
+        if detectable.never_seen is not None
+        else f"no wave of broken {noun} (too few items)"
+    )
+    novel = f"; {pct(detectable.novel)} unlike any baseline item" if detectable.novel is not None else ""
+    return f"would notice {broken}{novel}"

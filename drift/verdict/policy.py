@@ -25,18 +25,32 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import false_discovery_control
+from scipy.stats import beta, false_discovery_control
 
 from ..config import PolicySection
-from ..record import ErrorControl, Family, Finding, FindingStatus, SegmentStatus, Severity, Verdict, plain
+from ..record import (
+    Aspect,
+    Detectable,
+    ErrorControl,
+    Family,
+    Finding,
+    FindingStatus,
+    Principle,
+    SegmentStatus,
+    Severity,
+    Verdict,
+    plain,
+)
 from .families import FAMILIES, METHOD_THRESHOLDS
-from .tests import TestResult
+from .tests import TestResult, exceedance_p, never_seen_test
 
 # Evidence of something new gets a share of its own, beside the families, whatever family it is in:
 # an exact test of an event the baseline never showed (a type, value, null or error category), and
 # the share of items unlike any in the baseline. They are the sharpest evidence a partial shift
 # leaves, and would otherwise be one test among dozens of their family's.
-RESERVED = {"rule_of_three": "never_seen", "conformal": "novelty"}
+# The tail tests of single descriptors share the novelty group: items beyond the baseline, one
+# descriptor at a time.
+RESERVED = {"rule_of_three": "never_seen", "conformal": "novelty", "tail": "novelty"}
 
 
 def _finite(value: float) -> float | None:
@@ -100,7 +114,7 @@ def _levels(
         groups.setdefault(RESERVED.get(method, family), []).append(i)
     # Every paging family present gets a share, and so do the reserved groups, whether or not
     # they hold a test tonight: the split never depends on what the data turned up.
-    shares = len(families) + len(RESERVED) if families else 1
+    shares = len(families) + len(set(RESERVED.values())) if families else 1
     for group, members in groups.items():
         ps = np.clip([results[i].p_value for i in members], 0.0, 1.0)
         adjusted[members] = false_discovery_control(ps, method="bh")
@@ -127,6 +141,7 @@ def _finding(
         severity=severity,
         # through JSON once: numbers from numpy and dates become the plain values the store keeps
         detail=plain({**result.params, **result.detail, **held}),
+        principle=principle_of(result.method, result.aspect),
         subject=result.subject,
         aspect=result.aspect,
         counts=result.counts,
@@ -154,9 +169,113 @@ def decide(results: list[TestResult], policy: PolicySection, segments: int = 1) 
             status = FindingStatus.DRIFT
         severity = severity_for(result.family, policy) if status is FindingStatus.DRIFT else Severity.NONE
         findings.append(_finding(result, float(adjusted[i]), threshold, status, severity, float(level[i])))
+    reserved = [level[i] for i in testable if RESERVED.get(results[i].method) and math.isfinite(level[i])]
+    reserved_level = reserved[0] if reserved else _reserved_level(results, policy, segments)
     return Verdict(
         findings=findings,
         drifted=any(f.drifted for f in findings),
         severity=Severity.highest(f.severity for f in findings),
         status=SegmentStatus.OK if testable or not results else SegmentStatus.NOT_ENOUGH_DATA,
+        detectable=detectable(results, policy, reserved_level),
     )
+
+
+def _reserved_level(results: list[TestResult], policy: PolicySection, segments: int) -> float:
+    """The level of the reserved groups in a segment whose checks are `results` (see _levels)."""
+    families = {r.family for r in results if pages(r.family, policy)}
+    return policy.page_alpha / max(segments, 1) / (len(families) + len(set(RESERVED.values())))
+
+
+DETECT_POWER = 0.9
+
+
+def _smallest_count(n_cur: int, passes) -> int | None:
+    """The smallest count k of tonight's n_cur items for which `passes(k)`, by bisection (monotone)."""
+    if n_cur < 1 or not passes(n_cur):
+        return None
+    low, high = 0, n_cur  # passes(high), not passes(low)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if passes(middle) else (middle, high)
+    return high
+
+
+def _share_for(count: int | None, n_cur: int) -> float | None:
+    """The share s of items carrying a change at which Binomial(n_cur, s) reaches `count` with
+    probability DETECT_POWER: P(Bin(n, s) >= k) is the Beta(k, n - k + 1) distribution at s."""
+    if count is None:
+        return None
+    return float(beta.ppf(DETECT_POWER, count, n_cur - count + 1))
+
+
+def never_seen_share(n_ref: int, n_cur: int, level: float, policy: PolicySection) -> float | None:
+    """The share of n_cur items that must show an event none of n_ref baseline items showed for its
+    exact test (never_seen_test) to page with probability DETECT_POWER at `level`; None if none can."""
+    threshold = threshold_for(Family.ERROR_RATE, "rule_of_three", policy)
+
+    def pages_at(k: int) -> bool:
+        result = never_seen_test(k, n_ref, n_cur)
+        return result.p_value <= level and result.effect_size >= threshold
+
+    return _share_for(_smallest_count(n_cur, pages_at), n_cur)
+
+
+def planned_level(policy: PolicySection, segments: int) -> float:
+    """The reserved groups' level in a job of `segments` before any run: every paging family counted."""
+    families = [f for f in FAMILIES if pages(f, policy)]
+    return policy.page_alpha / max(segments, 1) / (len(families) + len(set(RESERVED.values())))
+
+
+def detectable(results: list[TestResult], policy: PolicySection, level: float) -> Detectable | None:
+    """The segment's minimum detectable shift: the share of tonight's items that must carry a
+    never-seen event (an error category, a missing field, a new type) for its exact test to page
+    with probability DETECT_POWER at the reserved groups' level, and the same for items unlike any
+    in the baseline (the conformal check, counting only the changed items)."""
+    errors = next((r for r in results if r.family == Family.ERROR_RATE and r.subject == "all"), None)
+    if errors is None or errors.n_ref < 1 or errors.n_cur < 1:
+        return None
+    n_ref, n_cur = errors.n_ref, errors.n_cur
+    never_seen = never_seen_share(n_ref, n_cur, level, policy)
+    novel = None
+    conformal = next((r for r in results if r.method == "conformal" and math.isfinite(r.p_value)), None)
+    if conformal is not None:
+        m, n, l_ = (
+            conformal.params["calibration"],
+            conformal.n_cur,
+            max(1, math.floor(conformal.params["alpha"] * (conformal.params["calibration"] + 1))),
+        )
+        expected = l_ / (m + 1.0)
+        novelty_threshold = threshold_for(conformal.family, "conformal", policy)
+
+        def novel_pages(k: int) -> bool:
+            return exceedance_p(k, n, l_, m) <= level and k / n - expected >= novelty_threshold
+
+        novel = _share_for(_smallest_count(n, novel_pages), n)
+    return Detectable(never_seen=never_seen, novel=novel, level=float(f"{level:.3g}"), n_ref=n_ref, n_cur=n_cur)
+
+
+def principle_of(method: str, aspect: Aspect) -> Principle:
+    """Which principle a check applies (docs/statistics.md), for a reader auditing a finding."""
+    if method == "conformal":
+        return Principle.NOVELTY
+    if aspect is Aspect.INPUT_ERRORS:
+        return Principle.NEVER_SEEN if method == "rule_of_three" else Principle.ERROR_RATE
+    return _ASPECT_PRINCIPLES.get(aspect, Principle.DISTRIBUTION)
+
+
+_ASPECT_PRINCIPLES = {
+    Aspect.PRESENCE: Principle.PRESENCE,
+    Aspect.NULLS: Principle.NULLS,
+    Aspect.TYPE: Principle.TYPE,
+    Aspect.FORMAT: Principle.FORMAT,
+    Aspect.KEY_PATTERN: Principle.KEY_PATTERN,
+    Aspect.LAG: Principle.TIME,
+    Aspect.STALE: Principle.TIME,
+    Aspect.NEW_VALUE: Principle.NEW_VALUE,
+    Aspect.RELABEL: Principle.RELABEL,
+    Aspect.EMPTINESS: Principle.EMPTINESS,
+    Aspect.MAGNITUDE: Principle.MAGNITUDE,
+    Aspect.LOW_TAIL: Principle.TAIL,
+    Aspect.HIGH_TAIL: Principle.TAIL,
+    Aspect.SHAPE: Principle.SHAPE,
+}

@@ -29,6 +29,7 @@ and up to five example input ids from the current window.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,16 @@ from ..features.fingerprint.summary import FORMATS, KEY_CLASSES, TYPES
 from ..features.fingerprint.walk import DOC_VALUE_CAP
 from ..record import Aspect, Family
 from . import temporal
-from .tests import TestResult, categorical_test, cohen_h, never_seen_test, numeric_test, proportion_test, type_mix_test
+from .tests import (
+    TestResult,
+    categorical_test,
+    cohen_h,
+    magnitude_test,
+    never_seen_test,
+    numeric_test,
+    proportion_test,
+    type_mix_test,
+)
 
 if TYPE_CHECKING:
     from ..features.kinds.base import FeatureSet
@@ -192,18 +202,37 @@ def _is_enum(row: dict) -> bool:
     )
 
 
+def skeleton(value: str) -> str:
+    """A value with each run of digits replaced by #: 2026-W42 and 2026-W43 are #-W#,
+    summarizer-2026-09-01 is summarizer-#-#-#, v2.3.1 is v#.#.#; EUR stays EUR."""
+    return _DIGITS.sub("#", value)
+
+
+_DIGITS = re.compile(r"\d+")
+_CODE = re.compile(r"^[-+]?\d{1,3}$")  # 200, 404, -1, 7: a short bare number is a code, never a label
+
+
+def _labelled(value: str) -> bool:
+    """Whether a value's digits make it a label that changes by design (a build, version, model or
+    shard name), so that another value of its skeleton is a relabel: digits somewhere, and not a
+    short bare number (a status or error code, whose new value is breaking)."""
+    return bool(_DIGITS.search(value)) and not _CODE.match(value)
+
+
 def _enum(path, r, c, ex: _Examples) -> list[TestResult]:
+    """An enum path's new values, by their skeleton (digits replaced): a value of a skeleton the
+    baseline held is a relabel (a release, a week, a model's date stamp: info, naming the old and
+    new values); a value of a new skeleton is breaking. Then the shares of known values, unless a
+    relabel already says why they moved."""
     known = {v["value"] for v in r["values"]}
     shown = ", ".join(sorted(known)[:6]) + (" ..." if len(known) > 6 else "")
-    results = []
-    # A versioned field: new values in a known pattern are releases (info); any other is breaking.
-    patterns = {temporal.version_pattern(v) for v in known}
-    releases = set() if None in patterns else patterns
+    skeletons = {skeleton(v) for v in known if _labelled(v)}
     fresh_values = set(ex.values.filter((pl.col("path") == path) & ~pl.col("value").is_in(sorted(known)))["value"].drop_nulls())
-    released = {v for v in fresh_values if temporal.version_pattern(v) in releases}
+    relabelled = {v for v in fresh_values if _labelled(v) and skeleton(v) in skeletons}
+    results = []
     for family, aspect, exclude in (
-        (Family.SCHEMA_BREAKING, Aspect.NEW_VALUE, known | released),
-        (Family.SCHEMA_ADDITIVE, Aspect.NEW_VERSION, known | (fresh_values - released)),
+        (Family.SCHEMA_BREAKING, Aspect.NEW_VALUE, known | relabelled),
+        (Family.SCHEMA_ADDITIVE, Aspect.RELABEL, known | (fresh_values - relabelled)),
     ):
         k_new, examples, fresh = ex.with_new_values(path, exclude)
         if not k_new:
@@ -221,11 +250,62 @@ def _enum(path, r, c, ex: _Examples) -> list[TestResult]:
                 },
             )
         )
+    if relabelled:
+        return results
     ref_values = Counter({v["value"]: v["docs"] for v in r["values"]})
     cur_values = Counter({v["value"]: v["docs"] for v in c["values"]})
     share = categorical_test(list(ref_values.elements()), list(cur_values.elements()))
     results.append(share.labelled(family=Family.SCHEMA_SHIFT, subject=path, aspect=Aspect.VALUES, detail={"examples": []}))
     return results
+
+
+# Where the baseline had content at a path in at least this share of the documents holding it, a
+# rising share of empty ones is breaking (a tool that answers with nothing).
+CONTENT = 0.9
+_CONTENT_TYPES = ("bool", "int", "float", "object")
+
+
+def empty_documents(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """(path, input_id) for each document that holds a path with no content there: only nulls,
+    empty strings or empty arrays (at least half of them, by the document's median length)."""
+    tags = tables["tags"]
+    held = tags.select("input_id", "path").unique()
+    content = pl.concat(
+        [
+            tags.filter(pl.col("type").is_in(_CONTENT_TYPES)).select("input_id", "path"),
+            tables["arrays"].filter(pl.col("value") > 0).select("input_id", "path"),
+            tables["lengths"].filter(pl.col("value") > 0).select("input_id", "path"),
+        ]
+    ).unique()
+    return held.join(content, on=["input_id", "path"], how="anti")
+
+
+def _emptiness(path, r, c, ref_empty: dict, cur_empty: dict) -> TestResult | None:
+    n_ref, n_cur = r["docs"], c["docs"]
+    k_ref, k_cur = len(ref_empty.get(path, ())), len(cur_empty.get(path, ()))
+    if k_ref > (1 - CONTENT) * n_ref or k_cur * n_ref <= k_ref * n_cur:
+        return None  # the baseline was often empty here, or tonight is no emptier
+    result = (
+        never_seen_test(k_cur, n_ref, n_cur) if k_ref == 0 else proportion_test(k_ref, n_ref, k_cur, n_cur, alternative="greater")
+    )
+    return result.labelled(
+        family=Family.SCHEMA_BREAKING,
+        subject=path,
+        aspect=Aspect.EMPTINESS,
+        detail={
+            "old": f"empty {100 * k_ref / n_ref:.0f}%",
+            "new": f"empty {100 * k_cur / n_cur:.0f}%",
+            "ref_rate": k_ref / n_ref,
+            "cur_rate": k_cur / n_cur,
+            "examples": sorted(cur_empty.get(path, ()))[:MAX_EXAMPLES],
+        },
+        counts=(k_ref, k_cur),
+    )
+
+
+def _empties_by_path(tables: dict[str, pl.DataFrame]) -> dict[str, list[str]]:
+    frame = empty_documents(tables).group_by("path").agg(pl.col("input_id"))
+    return dict(zip(frame["path"].to_list(), frame["input_id"].to_list()))
 
 
 def _samples(path, r, c, skip_numbers: bool = False) -> list[TestResult]:
@@ -241,7 +321,19 @@ def _samples(path, r, c, skip_numbers: bool = False) -> list[TestResult]:
                 "new": "p5/p50/p95 " + " / ".join(f"{v:.4g}" for v in cur_q),
             }
             results.append(result.labelled(family=Family.SCHEMA_SHIFT, subject=path, aspect=aspect, detail=detail))
+            if name == "numbers":
+                results.append(_magnitude(path, r, c))
     return results
+
+
+def _magnitude(path, r, c) -> TestResult:
+    """A change of units: the same numbers, ten or a hundred times smaller or larger (breaking)."""
+    result = magnitude_test(r["numbers_v"], c["numbers_v"])
+    ref_median, cur_median = result.params.get("ref_median"), result.params.get("cur_median")
+    detail = {}
+    if ref_median is not None:
+        detail = {"old": f"median {ref_median:.4g}", "new": f"median {cur_median:.4g}"}
+    return result.labelled(family=Family.SCHEMA_BREAKING, subject=path, aspect=Aspect.MAGNITUDE, detail=detail)
 
 
 def _shapes(ref: FeatureSet, cur: FeatureSet) -> TestResult:
@@ -272,6 +364,7 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
     C = summary.row_of(summary.build(cur.tables))
     ex = _Examples(cur)
     ref_times, cur_times = temporal.BaselineTimes(ref), temporal.Times(cur)
+    ref_empty, cur_empty = _empties_by_path(ref.tables), _empties_by_path(cur.tables)
     results: list[TestResult] = []
     for path in sorted(set(R) | set(C)):
         if path == "$":
@@ -324,6 +417,9 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
         nulls = _nulls(path, r, c, ex)
         if nulls is not None:
             results.append(nulls)
+        empty = _emptiness(path, r, c, ref_empty, cur_empty)
+        if empty is not None:
+            results.append(empty)
         ref_keys, cur_keys = _counts(r, "k_", KEY_CLASSES), _counts(c, "k_", KEY_CLASSES)
         if sum(ref_keys.values()) - ref_keys["record"] > 0 and sum(cur_keys.values()):
             changed = {k for k, v in cur_keys.items() if v and not ref_keys[k]}
@@ -341,7 +437,10 @@ def structure_checks(ref: FeatureSet, cur: FeatureSet) -> list[TestResult]:
                 )
             )
         time_field = ref_times.field(path, r)
-        if time_field is not None and time_field.kind != "counter":
+        if time_field is not None and time_field.kind == "label":
+            stale = temporal.stale_test(ref_times.staleness(path, time_field), cur_times.staleness(path, time_field))
+            results.append(stale.labelled(family=Family.SCHEMA_BREAKING, subject=path, aspect=Aspect.STALE))
+        elif time_field is not None and time_field.kind != "counter":
             lag = temporal.lag_test(ref_times.lags(path, time_field), cur_times.lags(path, time_field))
             results.append(lag.labelled(family=Family.SCHEMA_BREAKING, subject=path, aspect=Aspect.LAG))
         if time_field is None and _is_enum(r):

@@ -18,17 +18,28 @@ Dates and epochs are compared by their lag, receipt minus value, per document (i
 path): tomorrow's date has today's lag, a date that stops moving or seconds that become
 milliseconds do not. Counters and times never feed enum or number-level checks.
 
+    label     strings that name the period of receipt: a week (2026-W42, 2026W42), a month
+              (2026-10, 202610, 10/2026, Oct 2026, October-2026), a quarter (2026-Q4, Q4 2026,
+              2026Q4), a half (2026-H2), a year (FY2026), a day (20261020, 20.10.2026,
+              10/20/2026), alone or inside a longer value (report-2026-W42), when the
+              baseline's documents were received in or next to the period their label names
+
+Labels are compared by whether they are current: the share of documents whose label names a
+period more than one period away from receipt (a week label stuck at last month's week, a month
+that stopped turning) against the baseline's. Their values never feed the enum checks: next
+week's label is not a new enum value.
+
 An enum must recur: when the baseline spans several days, a value set is an enum only if at least
 90% of its documents hold a value seen on two days or more, so a field that holds the day (or the
-week's build) is not an enum. Versions (1.2.3, v2.0.1-rc1) at an enum path: a new version in the
-same pattern is news (info); a value in another pattern is breaking.
+week's build) is not an enum. New values at an enum path are judged by their digit skeleton
+(drift.verdict.structure.skeleton).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 
@@ -45,13 +56,95 @@ COUNTER = 0.9  # ... and above which a growing number is a counter
 SAME_DAY_S = 2 * 86400.0  # a one-day baseline: a time this close to receipt tracks it
 RECURRING = 0.9
 LAG_FLOOR_S = 3600.0  # a lag's spread is measured in at least an hour: jitter of seconds is not news
-VERSION = re.compile(r"^v?\d+(\.\d+){1,3}([-+][0-9A-Za-z.-]+)?$")
+LABEL_SHARE = 0.9  # of a path's documents whose value must be a current period label
 
 
 @dataclass(frozen=True)
 class TimeField:
-    kind: str  # date | epoch | counter
+    kind: str  # date | epoch | counter | label
     unit: str = "s"
+
+
+DAY = 86400.0
+_MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
+_MONTH_NAME = r"(?P<mname>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_Y = r"(?P<y>(?:19|20)\d{2})"
+# Tried in order; each must stand apart from other digits (2026-W42-3 is a week, not a month).
+_LABELS = [
+    ("week", re.compile(rf"(?<!\d){_Y}-?W(?P<w>0[1-9]|[1-4]\d|5[0-3])(?:-?[1-7])?(?!\d)", re.I)),
+    (
+        "quarter",
+        re.compile(
+            rf"(?<!\d){_Y}[-_ /]?Q(?P<q>[1-4])(?!\d)|(?<![A-Za-z])Q(?P<q2>[1-4])[-_ /]?(?P<y2>(?:19|20)\d{{2}})(?!\d)", re.I
+        ),
+    ),
+    (
+        "half",
+        re.compile(
+            rf"(?<!\d){_Y}[-_ /]?H(?P<h>[12])(?!\d)|(?<![A-Za-z])H(?P<h2>[12])[-_ /]?(?P<y2>(?:19|20)\d{{2}})(?!\d)", re.I
+        ),
+    ),
+    ("day", re.compile(rf"(?<!\d){_Y}-?(?P<m>0[1-9]|1[0-2])-?(?P<d>0[1-9]|[12]\d|3[01])(?!\d)")),
+    ("day_dmy", re.compile(r"(?<!\d)(?P<d>0?[1-9]|[12]\d|3[01])\.(?P<m>0?[1-9]|1[0-2])\.(?P<y>(?:19|20)\d{2})(?!\d)")),
+    ("day_mdy", re.compile(r"(?<!\d)(?P<m>0?[1-9]|1[0-2])/(?P<d>0?[1-9]|[12]\d|3[01])/(?P<y>(?:19|20)\d{2})(?!\d)")),
+    (
+        "month",
+        re.compile(
+            rf"(?<!\d){_Y}[-_/.]?(?P<m>0[1-9]|1[0-2])(?![\d-])|(?<![\d/])(?P<m2>0?[1-9]|1[0-2])/(?P<y2>(?:19|20)\d{{2}})(?!\d)"
+        ),
+    ),
+    ("month_name", re.compile(rf"(?<![A-Za-z]){_MONTH_NAME}[-_ /.,]*{_Y}(?!\d)", re.I)),
+    ("month_name", re.compile(rf"(?<!\d){_Y}[-_ /.]*{_MONTH_NAME}(?![A-Za-z])", re.I)),
+    ("year", re.compile(r"(?<![A-Za-z])FY[-_ ]?(?P<y>(?:19|20)\d{2})(?!\d)|^(?P<y2>(?:19|20)\d{2})$", re.I)),
+]
+
+
+def _utc(year: int, month: int = 1, day: int = 1) -> float | None:
+    try:
+        return datetime(year, month, day, tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def label_period(text: str) -> tuple[float, float] | None:
+    """(start in epoch seconds, length in seconds) of the period a label names, or None."""
+    for kind, pattern in _LABELS:
+        found = pattern.search(text)
+        if found is None:
+            continue
+        g = {k: v for k, v in found.groupdict().items() if v is not None}
+        year = int(g.get("y") or g["y2"])
+        if kind == "week":
+            try:
+                start = datetime.fromisocalendar(year, int(g["w"]), 1).replace(tzinfo=UTC).timestamp()
+            except ValueError:
+                continue
+            return start, 7 * DAY
+        if kind in ("quarter", "half"):
+            number = int(g.get("q") or g.get("q2") or g.get("h") or g["h2"])
+            months = 3 if kind == "quarter" else 6
+            start = _utc(year, 1 + months * (number - 1))
+            return (start, months * 30.44 * DAY) if start is not None else None
+        if kind.startswith("day"):
+            start = _utc(year, int(g["m"]), int(g["d"]))
+            if start is not None:
+                return start, DAY
+            continue
+        if kind in ("month", "month_name"):
+            month = int(g.get("m") or g.get("m2") or 0) or _MONTHS[g["mname"][:3].lower()]
+            start = _utc(year, month)
+            return (start, 30.44 * DAY) if start is not None else None
+        return _utc(year), 365.25 * DAY
+    return None
+
+
+def stale(period: tuple[float, float] | None, received: float) -> bool:
+    """Whether a label's period lies more than one period (and two days) away from receipt."""
+    if period is None:
+        return True
+    start, length = period
+    slack = max(length, SAME_DAY_S)
+    return not (start - slack <= received <= start + length + slack)
 
 
 def parse_time(text: str) -> float | None:
@@ -63,11 +156,6 @@ def parse_time(text: str) -> float | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
-
-
-def version_pattern(value: str) -> str | None:
-    """1.2.3 and 1.10.0 share the pattern 9.9.9; v2.0-rc1 is v9.9-rc9. None if not a version."""
-    return re.sub(r"\d+", "9", value) if VERSION.match(value) else None
 
 
 def _spans_days(received: pl.DataFrame) -> bool:
@@ -91,6 +179,16 @@ class Times:
             {"value": list(parsed), "t": [parsed[v] for v in parsed]}, schema={"value": pl.Utf8, "t": pl.Float64}
         )
         return values.join(mapping, on="value").drop_nulls("t").group_by("input_id").agg(pl.col("t").median())
+
+    def staleness(self, path: str, field: TimeField | None = None) -> pl.DataFrame:
+        """input_id -> stale: whether any label a document holds at the path is not current (stale)."""
+        if self.received is None:
+            return pl.DataFrame(schema={"input_id": pl.Utf8, "stale": pl.Boolean})
+        values = self.tables["values"].filter((pl.col("path") == path) & pl.col("value").is_not_null())
+        periods = {v: label_period(v) for v in values["value"].unique().to_list()}
+        frame = self.with_receipt(values.select("input_id", "value"))
+        flags = [stale(periods[v], t) for v, t in zip(frame["value"].to_list(), frame["received_at"].to_list())]
+        return frame.with_columns(pl.Series("stale", flags, dtype=pl.Boolean)).group_by("input_id").agg(pl.col("stale").any())
 
     def numbers(self, path: str) -> pl.DataFrame:
         return self.tables["numbers"].filter(pl.col("path") == path).select("input_id", pl.col("value").alias("t"))
@@ -122,6 +220,8 @@ class BaselineTimes(Times):
             if frame.height >= MIN_DOCS and self._tracks(frame["t"].to_numpy(), frame["received_at"].to_numpy()):
                 return TimeField("date")
             return None
+        if row["t_string"] >= LABEL_SHARE * docs and not row["values_overflow"] and self._labels(path, docs):
+            return TimeField("label")
         if row["t_int"] + row["t_float"] >= 0.9 * docs and row["numbers_n"] >= MIN_DOCS:
             frame = self.with_receipt(self.numbers(path))
             if frame.height < MIN_DOCS:
@@ -134,6 +234,14 @@ class BaselineTimes(Times):
             if self.several_days and _rank_correlation(values, received) >= COUNTER:
                 return TimeField("counter")
         return None
+
+    def _labels(self, path: str, docs: int) -> bool:
+        """Whether nearly all of the path's documents hold a label of their period of receipt
+        (ISO dates and date-times, a moment each, were left to the lag test before)."""
+        frame = self.staleness(path)
+        if frame.height < min(MIN_DOCS, docs) or frame.height < LABEL_SHARE * docs:
+            return False
+        return float((~frame["stale"]).mean()) >= LABEL_SHARE
 
     def _tracks(self, times: np.ndarray, received: np.ndarray) -> bool:
         if self.several_days:
@@ -198,4 +306,28 @@ def lag_test(ref_lags: pl.DataFrame, cur_lags: pl.DataFrame, examples: int = 5) 
             "new": f"lag to receipt p5/p50/p95 {quantiles(y)}",
         },
         detail={"examples": odd},
+    )
+
+
+def stale_test(ref: pl.DataFrame, cur: pl.DataFrame) -> TestResult:
+    """Has the share of documents whose period label is not current risen? One-sided; the exact
+    never-seen test when no baseline document held a stale label."""
+    from .tests import never_seen_test, proportion_test
+
+    n_ref, n_cur = ref.height, cur.height
+    k_ref, k_cur = int(ref["stale"].sum()), int(cur["stale"].sum())
+    if n_ref == 0 or n_cur == 0:
+        return TestResult("fisher", math.nan, math.nan, math.nan, n_ref, n_cur)
+    result = (
+        never_seen_test(k_cur, n_ref, n_cur) if k_ref == 0 else proportion_test(k_ref, n_ref, k_cur, n_cur, alternative="greater")
+    )
+    stale_ids = cur.filter(pl.col("stale"))["input_id"].sort().head(5).to_list()
+    return replace(
+        result,
+        counts=(k_ref, k_cur),
+        detail={
+            "old": f"not current in {100 * k_ref / n_ref:.0f}%",
+            "new": f"not current in {100 * k_cur / n_cur:.0f}%",
+            "examples": stale_ids,
+        },
     )

@@ -461,7 +461,7 @@ def novelty_test(
     novel = p_values <= level / (m + 1.0) + 1e-12
     count = int(novel.sum())
     expected = level / (m + 1.0)
-    p = float(stats.betabinom.sf(count - 1, n, level, m - level + 1)) if count else 1.0
+    p = exceedance_p(count, n, level, m)
     return (
         TestResult(
             "conformal",
@@ -482,6 +482,105 @@ def novelty_test(
             },
         ),
         p_values,
+    )
+
+
+def exceedance_p(count: int, n: int, level: int, m: int) -> float:
+    """P(K >= count) for K of n items judged against one calibration set of m, each flagged when
+    odder than all but level - 1 of it: K ~ BetaBinomial(n, level, m - level + 1) (novelty_test)."""
+    return float(stats.betabinom.sf(count - 1, n, level, m - level + 1)) if count else 1.0
+
+
+TAIL_ALPHA = 0.01
+SIDES = ("low", "high")
+
+
+def tail_counts(ref: np.ndarray, cur: np.ndarray, side: str, alpha: float = TAIL_ALPHA) -> tuple[int, int, int, float]:
+    """(tonight's items beyond the baseline's extreme order statistic on one side, the level l,
+    the baseline's size m, that order statistic): an item is beyond when its conformal p-value,
+    (1 + baseline values at least as extreme) / (m + 1), is at most l/(m+1), l = max(1, floor(alpha (m+1))).
+    Ties count as "at least as extreme", so a value equal to the baseline's own extreme never is."""
+    x = np.sort(ref[np.isfinite(ref)])
+    y = cur[np.isfinite(cur)]
+    m = len(x)
+    level = max(1, math.floor(alpha * (m + 1)))
+    if m == 0:
+        return 0, level, 0, math.nan
+    if side == "low":
+        as_extreme = np.searchsorted(x, y, side="right")  # baseline values <= each item
+        edge = float(x[level - 1]) if level <= m else math.nan
+    else:
+        as_extreme = m - np.searchsorted(x, y, side="left")  # baseline values >= each item
+        edge = float(x[m - level]) if level <= m else math.nan
+    return int(((1.0 + as_extreme) <= level + 1e-9).sum()), level, m, edge
+
+
+MIN_TAIL_BASELINE = 20  # fewer baseline values: no tail to speak of
+
+
+def tail_test(ref, cur, side: str, alpha: float = TAIL_ALPHA) -> TestResult:
+    """Has a share of tonight's items moved beyond the baseline's extreme on one side (`low` or
+    `high`)? A conformal test per item against the baseline's own order statistics, and the count
+    of items beyond, exactly: given the baseline, each item of an unchanged window is beyond with
+    probability Beta(l, m - l + 1), so the count is beta-binomial (as in novelty_test), for any
+    distribution (ties only make it conservative). A partial shift that KS cannot see (12% of
+    scans rotated move the median nowhere) is a tail that fills up. Effect: the excess share over
+    the expected l/(m+1)."""
+    x, y = np.asarray(ref, dtype=np.float64), np.asarray(cur, dtype=np.float64)
+    n = int(np.isfinite(y).sum())
+    count, level, m, edge = tail_counts(x, y, side, alpha)
+    if m < MIN_TAIL_BASELINE or n == 0:
+        return TestResult("tail", math.nan, math.nan, math.nan, m, n)
+    expected = level / (m + 1.0)
+    return TestResult(
+        "tail",
+        float(count),
+        exceedance_p(count, n, level, m),
+        max(0.0, count / n - expected),
+        m,
+        n,
+        {
+            "effect": "excess_share",
+            "side": side,
+            "edge": edge,
+            "tail_share": round(count / n, 6),
+            "expected_share": round(expected, 6),
+            "null": "beta-binomial",
+        },
+    )
+
+
+def magnitude_test(ref, cur) -> TestResult:
+    """Has a number's typical size moved by orders of magnitude (cents become units, ms become s)?
+
+    The p-value is the tail tests' (tail_test, both sides, Bonferroni): values moved beyond the
+    baseline's extremes. The effect is the larger of the orders of magnitude between the medians
+    (|log10| of their ratio, when both have one sign) and twice the share of tonight's values beyond
+    the baseline's 1st-99th percentile range, so that 1.0 means "ten times" or "most values outside"."""
+    x, y = np.asarray(ref, dtype=np.float64), np.asarray(cur, dtype=np.float64)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    low, high = tail_test(x, y, "low"), tail_test(x, y, "high")
+    if not (math.isfinite(low.p_value) and math.isfinite(high.p_value)):
+        return TestResult("magnitude", math.nan, math.nan, math.nan, len(x), len(y))
+    ref_median, cur_median = float(np.median(x)), float(np.median(y))
+    same_sign = ref_median * cur_median > 0
+    orders = abs(math.log10(cur_median / ref_median)) if same_sign else 0.0
+    lo, hi = np.quantile(x, (0.01, 0.99))
+    outside = float(((y < lo) | (y > hi)).mean())
+    return TestResult(
+        "magnitude",
+        orders,
+        min(1.0, 2 * min(low.p_value, high.p_value)),
+        max(orders, 2 * outside),
+        len(x),
+        len(y),
+        {
+            "effect": "max(|log10 median ratio|, 2 * share outside p1-p99)",
+            "ref_median": ref_median,
+            "cur_median": cur_median,
+            "ratio": cur_median / ref_median if same_sign else None,
+            "outside_share": round(outside, 6),
+        },
     )
 
 

@@ -13,6 +13,7 @@ never look like new fields. The key classes, in the order they are tried (digits
     int        123, -7                    uuid      8-4-4-4-12 hex digits
     date       2026-11-24, 2026-11-24T03:00:00Z (anything starting with a date)
     hex        12 or more hex digits      currency  three capital letters (USD, EUR)
+    code       letters and a run of digits: SKU-12345, ord_2026_0042 (not line1, utf8 or md5)
 
 A map needs at least one key; an empty object stays an object. The class set of a map's keys is
 recorded, so that a change of key pattern (dates become ids) is a finding of its own.
@@ -132,7 +133,7 @@ FORMAT_SAMPLE = 64
 
 TYPES = ("null", "bool", "int", "float", "string", "object", "array")
 FORMATS = ("date", "date-time", "uuid", "email", "uri", "numeric", "json", "text")
-KEY_CLASSES = ("record", "int", "uuid", "date", "hex", "currency")
+KEY_CLASSES = ("record", "int", "uuid", "date", "hex", "currency", "code")
 SAMPLES = ("numbers", "lengths", "arrays")  # the tables of one median per document and path
 
 cdef enum:
@@ -161,6 +162,7 @@ cdef enum:
     K_DATE = 8
     K_HEX = 16
     K_CURRENCY = 32
+    K_CODE = 64
 
 cdef enum:
     NEW_VALUE = 1
@@ -366,7 +368,30 @@ cdef int _key_class(str key):
             return K_HEX
     if n == 3 and u'A' <= key[0] <= u'Z' and u'A' <= key[1] <= u'Z' and u'A' <= key[2] <= u'Z':
         return K_CURRENCY
+    if _is_code(key):
+        return K_CODE
     return 0
+
+
+cdef bint _is_code(str key):
+    """An identifier with letters around its digits: SKU-12345, ord_2026_0042, A17-B: 2 to 64
+    characters of letters, digits and _ - . :, holding a run of two digits or more (line1, utf8 and
+    md5 stay field names)."""
+    cdef Py_ssize_t n = len(key), i, run = 0, longest = 0
+    cdef Py_UCS4 c
+    if n < 2 or n > 64:
+        return False
+    for i in range(n):
+        c = key[i]
+        if _digit(c):
+            run += 1
+            if run > longest:
+                longest = run
+            continue
+        run = 0
+        if not ((u'a' <= c <= u'z') or (u'A' <= c <= u'Z') or c == u'_' or c == u'-' or c == u'.' or c == u':'):
+            return False
+    return longest >= 2
 
 
 cdef int _map_class(dict obj):
@@ -868,7 +893,7 @@ cdef class Observations:
                                 self.tag(row, path, i, f)
                     else:
                         self.tag(row, path, i, 8)
-            for i in range(6):
+            for i in range(7):
                 if p.classes & (1 << i):
                     _put(&self.key_row, row)
                     _put(&self.key_path, path)
