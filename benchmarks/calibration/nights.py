@@ -17,8 +17,16 @@ weekday mix), baseline draws from one half of the pool and nights from the other
 documents are cheap: every night's are generated afresh. Error counts are drawn per night from
 each kind's ordinary error rates.
 
-Power: a segment of each kind, n = 150 against its 350-item baseline, decided with the job's
-width (its share of the night's budget), for the planted shifts of issue 14.
+Issue 26 added traffic shaped unlike the first four APIs: a statements API with period labels in
+several spellings (a compact ISO week, "Q1-2026", a month name), a date-stamped ranking model and
+a build string bumped now and then, shard names, a local time with its offset across the change
+to summer time, amounts in cents, a map of statement lines keyed by line codes with nested values,
+a paging cursor; and a search API whose hits are empty in an ordinary 3%, with a date-keyed facet
+map. Weekends carry less traffic (100 items a night instead of 150). The baseline week samples
+750 items per segment ([baseline] max_per_segment, separate from the night's 150).
+
+Power: a segment of each kind, n = 150 against its 750-item baseline, decided with the job's
+width (its share of the night's budget), for the planted shifts of issues 14 and 26.
 
     python benchmarks/calibration/nights.py [--nights 200] [--payload 30] [--image 10] [--document 10] [--reps 20]
 """
@@ -35,6 +43,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -50,12 +59,13 @@ from drift.verdict.compare import compare_segment, error_rate_checks
 from drift.verdict.policy import decide, error_control, paging_findings
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
-BASELINE_DAYS, BASELINE_PER_DAY, NIGHT_N = 7, 50, 150
+BASELINE_DAYS, BASELINE_PER_DAY, NIGHT_N, WEEKEND_N = 7, 108, 150, 100
 ERROR_RATES = {  # ordinary nights: what each kind's channels lose anyway
     "payload": {"invalid_json": 0.003},
     "image": {"unsupported": 0.005},
     "document": {"not_pdf": 0.003, "corrupt": 0.004},
 }
+BERLIN = ZoneInfo("Europe/Berlin")
 POLICY = PolicySection()
 
 
@@ -155,8 +165,63 @@ def session_api(rng, t, day, tenant, shift):
     return doc
 
 
-APIS = [fx_api, orders_api, weather_api, session_api]
-PAYLOAD_SHARES = {"string_number": 0.10, "new_enum": 0.08}
+def statements_api(rng, t, day, tenant, shift):
+    """Period labels, a model's date stamp and a build that change by design; cents; lines keyed by code."""
+    at = datetime.fromtimestamp(t, UTC)
+    year, week, _ = at.isocalendar()
+    release = (day + 3 * tenant) // 45  # a new ranking model every 45 days, a new build every 9
+    lines = {}
+    for k in rng.sample(range(1, 400), rng.randint(1, 5)):
+        line = {"qty": rng.randint(1, 12), "unit_cents": rng.randint(150, 9900), "tax_rate": rng.choice([0.07, 0.19])}
+        if shift == "map_rename":
+            line["unitCents"] = line.pop("unit_cents")
+        lines[f"LN-{k:04d}"] = line
+    amount = sum(v["qty"] * v.get("unit_cents", v.get("unitCents", 0)) for v in lines.values())
+    doc = {
+        "statement": str(uuid.UUID(int=rng.getrandbits(128))),
+        "cycle": f"{year}W{week:02d}",
+        "quarter": f"Q{(at.month - 1) // 3 + 1}-{at.year}",
+        "month_name": at.strftime("%B %Y"),
+        "ranker": (START + timedelta(days=45 * release - 20)).strftime("ranker-%Y%m%d"),
+        "build": f"4.{(day + tenant) // 9}.{rng.randint(0, 2)}+b{1200 + (day + tenant) // 9}",
+        "shard": f"ledger-{rng.randint(1, 6):02d}",
+        "local_time": at.astimezone(BERLIN).isoformat(timespec="seconds"),
+        "amount_cents": amount // 100 if shift == "units" else amount,
+        "lines": lines,
+        "next": None if rng.random() < 0.3 else f"{rng.getrandbits(96):024x}",
+    }
+    if shift == "error_envelope":  # a 200 response that is an error in a success's clothes
+        return {"ok": True, "error": {"code": "UPSTREAM_TIMEOUT", "retry_after_s": rng.randint(1, 30)}, "cycle": doc["cycle"]}
+    return doc
+
+
+def search_api(rng, t, day, tenant, shift):
+    """Hits that are empty in an ordinary 3% of queries, a facet map keyed by day."""
+    today = datetime.fromtimestamp(t, UTC).date()
+    empty = shift == "emptiness" or rng.random() < 0.03
+    hits = (
+        []
+        if empty
+        else [{"doc": f"KB-{rng.randint(100, 9999)}", "score": round(rng.uniform(0.2, 1), 3)} for _ in range(rng.randint(1, 8))]
+    )
+    return {
+        "query_id": f"q_{rng.getrandbits(64):016x}",
+        "took_ms": rng.randint(3, 400),
+        "hits": hits,
+        "facets": {(today - timedelta(days=i)).isoformat(): rng.randint(0, 50) for i in range(rng.randint(1, 5))},
+        "index": f"kb-v{3 + day // 60}",
+    }
+
+
+APIS = [fx_api, orders_api, weather_api, session_api, statements_api, search_api]
+PAYLOAD_SHARES = {
+    "string_number": 0.10,
+    "new_enum": 0.08,
+    "map_rename": 0.12,
+    "error_envelope": 0.10,
+    "emptiness": 1.0,
+    "units": 1.0,
+}
 
 
 def payload_window(segment: int, day: int, n: int, seed: int, shift: str | None = None) -> FeatureSet:
@@ -193,6 +258,8 @@ def make_image(args) -> bytes:
         img = world.screenshot(rng).convert("L") if rng.random() < 0.5 else world.receipt_page(rng, 600, 850).convert("L")
         return _jpeg(img.resize((600, 800)), rng)
     photo = world.receipt_photo(rng, light=light)
+    if variant == "rotated":  # an upright scan turned on its side: one descriptor's tail, little else
+        photo = photo.rotate(90, expand=True)
     if variant == "dark_blur":
         arr = np.asarray(photo, dtype=np.float32) * rng.uniform(0.3, 0.45)
         photo = Image.fromarray(arr.astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(3, 5)))
@@ -206,7 +273,29 @@ def make_document(args) -> bytes:
         return world.scanned_pdf(rng)
     if variant == "new_layout":
         return world.delivery_note_pdf(rng)  # same suite and page size, another layout and words
+    if variant == "german":
+        return german_invoice_pdf(rng, creator)
     return world.invoice_pdf(rng, pages=rng.choice([1, 1, 2]), creator=creator)
+
+
+GERMAN = ["Milch 1L", "Brot", "Kaffeebohnen", "Äpfel 1kg", "Schrauben M4", "Notizbuch", "Kräutertee", "Nudeln", "Käse"]
+
+
+def german_invoice_pdf(rng: random.Random, creator: str) -> bytes:
+    """The same invoice layout, suite and page size as the partner's, in German."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_creator(creator)
+    pdf.set_producer(creator)
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 18)
+    pdf.cell(0, 12, f"RECHNUNG {rng.randint(10000, 99999)}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=11)
+    for _ in range(rng.randint(12, 30)):
+        line = f"{rng.choice(GERMAN)} ... {rng.randint(1, 9)} x {rng.uniform(1, 90):.2f} EUR " + "Bedingung " * rng.randint(0, 6)
+        pdf.cell(0, 7, line.encode("latin-1", "replace").decode("latin-1"), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
 
 
 def build_pool(kind: str, specs: list[tuple], encoders, tag: str) -> tuple[FeatureSet, list[tuple]]:
@@ -299,16 +388,19 @@ def segment_checks(kind: str, ref: FeatureSet, ref_errors: dict, cur: FeatureSet
 def current_window(
     kind: str, segment: int, day: int, rng: np.random.Generator, shift: str | None = None
 ) -> tuple[FeatureSet, dict]:
-    errs = errors(kind, NIGHT_N, rng)
+    night_n = WEEKEND_N if weekend(day) and shift is None else NIGHT_N
+    errs = errors(kind, night_n, rng)
     if shift == "truncated":
         errs["corrupt"] = errs.get("corrupt", 0) + round(0.06 * NIGHT_N)
-    n = NIGHT_N - sum(errs.values())
+    if shift == "encrypted":  # a category the baseline never had
+        errs["encrypted"] = round(0.08 * NIGHT_N)
+    n = night_n - sum(errs.values())
     if kind == "payload":
         return payload_window(segment, day, n, seed=int(rng.integers(2**31)), shift=shift), errs
     pools = STATE["pools"][kind]
     if kind == "image":
         pool, attrs = pools["current"]
-        share = {"dark_blur": 0.10, "other": 0.15}.get(shift, 0.0)
+        share = {"dark_blur": 0.10, "other": 0.15, "rotated": 0.12}.get(shift, 0.0)
         k = round(share * NIGHT_N)
         window = subset(pool, draw_images(pool, attrs, day, segment, n - k, rng))
         if k:
@@ -316,9 +408,9 @@ def current_window(
             window = concat(window, subset(extra, rng.choice(extra.n, k, replace=False)))
         return window, errs
     pool, attrs = pools["current"]
-    if shift == "new_layout":
+    if shift in ("new_layout", "german"):
         k = round(0.20 * NIGHT_N)
-        extra, _ = pools["new_layout"]
+        extra, _ = pools[shift]
         window = concat(
             subset(pool, draw_documents(pool, attrs, day, n - k, rng)), subset(extra, rng.choice(extra.n, k, replace=False))
         )
@@ -380,11 +472,20 @@ SHIFTS = [
     ("document", "new_layout", "a new layout in 20% of documents"),
     ("payload", "string_number", "a number sent as a string in 10% of responses"),
     ("payload", "new_enum", "a new enum value in 8% of responses"),
+    ("image", "rotated", "12% of photos turned on their side (one descriptor's tail)"),
+    ("document", "encrypted", "a never-seen error category (encrypted) in 8% of files"),
+    ("document", "german", "20% of documents in another language, same layout"),
+    ("payload", "map_rename", "a field renamed inside map values in 12% of responses"),
+    ("payload", "error_envelope", "an error envelope in 10% of 200 responses"),
+    ("payload", "emptiness", "empty results in 15% more of responses (ordinary 3%)"),
+    ("payload", "units", "amounts in whole units instead of cents"),
 ]
+# the payload segment each payload shift is planted in: the API that carries the field
+SHIFT_SEGMENT = {"string_number": 1, "new_enum": 1, "map_rename": 4, "error_envelope": 4, "units": 4, "emptiness": 5}
 
 
 def power(kind: str, shift: str, reps: int, width: int) -> tuple[float, dict]:
-    segment = {"payload": 1, "image": 0, "document": 0}[kind]  # payload segment 1 is the orders API
+    segment = SHIFT_SEGMENT.get(shift, 0)
     name = f"{kind}-{segment}"
     ref, ref_errors = STATE["baselines"][name]
     hits, caught = 0, {}
@@ -413,6 +514,7 @@ def build_state(args) -> None:
             "current": build_pool("image", image_specs(rng, args.pool), encoders, "ic"),
             "dark_blur": build_pool("image", image_specs(rng, 40, "dark_blur"), encoders, "id"),
             "other": build_pool("image", image_specs(rng, 50, "other"), encoders, "io"),
+            "rotated": build_pool("image", image_specs(rng, 40, "rotated"), encoders, "ir"),
         }
         print(f"[image pools ready, {time.perf_counter() - STATE['t0']:.0f} s]", flush=True)
     if args.document:
@@ -423,6 +525,7 @@ def build_state(args) -> None:
             "baseline": build_pool("document", document_specs(rng, word, libre, scans), encoders, "db"),
             "current": build_pool("document", document_specs(rng, word, libre, scans), encoders, "dc"),
             "new_layout": build_pool("document", document_specs(rng, 60, 0, 0, "new_layout"), encoders, "dn"),
+            "german": build_pool("document", document_specs(rng, 60, 0, 0, "german"), encoders, "dg"),
         }
         print(f"[document pools ready, {time.perf_counter() - STATE['t0']:.0f} s]", flush=True)
     STATE["pools"] = pools
@@ -442,7 +545,7 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=30, help="payload segments")
     parser.add_argument("--image", type=int, default=10, help="image segments")
     parser.add_argument("--document", type=int, default=10, help="document segments")
-    parser.add_argument("--pool", type=int, default=700, help="photos (and documents) per pool half")
+    parser.add_argument("--pool", type=int, default=1100, help="photos (and documents) per pool half")
     parser.add_argument("--reps", type=int, default=20, help="windows per planted shift")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--width", type=int, default=0, help="decide as a job of this many segments (default: the segments run)")
@@ -491,7 +594,7 @@ def main() -> None:
     print("| kind | planted shift | power | checks that paged (most often) |")
     print("|---|---|---:|---|")
     for kind, shift, label in SHIFTS:
-        if f"{kind}-0" not in STATE["baselines"]:
+        if f"{kind}-{SHIFT_SEGMENT.get(shift, 0)}" not in STATE["baselines"]:
             continue
         rate, caught = power(kind, shift, args.reps, width)
         top = (
