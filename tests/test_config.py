@@ -46,6 +46,13 @@ def test_minimal_job_gets_defaults_and_paths_relative_to_the_file(tmp_path, monk
     assert config.store.database == tmp_path / "drift.duckdb"
     assert config.job.window_length.days == 1
     assert config.image.pretrained == "untrained"
+    assert config.baseline_sample == 5 * config.sampling.max_per_segment  # a baseline sized for power
+
+
+def test_the_baseline_sample_is_set_apart_from_the_nights(tmp_path):
+    config = load_job(write(tmp_path, MINIMAL + "max_per_segment = 4000\n[sampling]\nmax_per_segment = 300\n"))
+    assert (config.baseline_sample, config.sampling.max_per_segment) == (4000, 300)
+    assert "[baseline] max_per_segment: Input should be greater than 0" in error_of(tmp_path, MINIMAL + "max_per_segment = -1\n")
 
 
 def test_unknown_key_is_an_error_naming_file_section_and_key(tmp_path):

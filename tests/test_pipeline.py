@@ -395,3 +395,31 @@ def test_documents_new_template_and_scan_wave_are_named(tmp_path, tiny_clip):
     # The documents least like the baseline are the day's scans: its first 16 documents, which
     # follow the 40 images in the log (input ids partner-<day>-0040 .. 0055).
     assert len(ranked) == 10 and all(40 <= int(i.rsplit("-", 1)[1]) < 56 for (i,) in ranked)
+
+
+def test_the_baseline_samples_more_than_a_night_and_each_segment_states_what_it_can_notice(world, tiny_clip):
+    root, _ = world
+    job = write_job(root, tiny_clip, extra="")
+    job.write_text(job.read_text().replace("max_per_segment = 200", "max_per_segment = 30"))
+    config, manifest = build_baseline(job)
+    # five nights' worth by default: all 120 of each segment, where a night samples 30
+    assert {s["n_sampled"] for s in manifest["segments"]} == {120}
+    assert manifest["sampling"]["max_per_segment"] == 150
+    drifted = run_job(config, DRIFT_DAY)
+    orders = next(s for s in drifted.record.segments if s.source == "orders")
+    assert orders.n_sampled == 30 and orders.detectable.n_ref == 120 and orders.detectable.n_cur == 30
+    assert 0 < orders.detectable.never_seen < 1
+    type_change = next(f for f in orders.findings if f.target == "$.total type")
+    assert type_change.principle == "never_seen" or type_change.principle == "type"
+    shown = [f for s in drifted.summary["segments"] for f in s["findings"]]
+    assert shown and all(f["principle"] for f in shown)
+    stored = rows(config, "SELECT source, detectable_share FROM segments ORDER BY source")
+    assert dict(stored)["orders"] == pytest.approx(orders.detectable.never_seen)
+    assert rows(config, "SELECT count(*) FROM findings WHERE principle IS NULL") == [(0,)]
+    assert "would notice a wave of" in drifted.report_paths["md"].read_text()
+
+    small = job.read_text().replace('name = "ref"', 'name = "small"\nmax_per_segment = 20')
+    job.write_text(small)
+    config, manifest = build_baseline(job)
+    assert {s["n_sampled"] for s in manifest["segments"]} == {20}
+    assert len(manifest["warnings"]) == 3 and "raise [baseline] max_per_segment" in manifest["warnings"][0]
