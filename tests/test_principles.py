@@ -204,3 +204,25 @@ def test_the_minimum_detectable_shift_is_the_exact_test_at_the_segment_level():
     checks = error_rate_checks({}, m, {"corrupt": 2}, n)
     v = decide(checks, PolicySection(), segments=WIDTH)
     assert v.detectable.never_seen == pytest.approx(never_seen_share(m, n, v.detectable.level, PolicySection()))
+
+
+def test_a_shift_under_the_resolution_of_a_clustered_descriptor_is_no_news():
+    """Payload sizes cluster by line count; a label two letters shorter moves every size by 2 bytes:
+    neither the tails nor the items' novelty may call that a change. Half a spread does."""
+    rng = np.random.default_rng(6)
+
+    def sizes(n, shift=0.0):
+        lines = rng.integers(1, 6, n)
+        return pl.DataFrame(
+            {
+                "input_id": [f"i{i}" for i in range(n)],
+                "bytes": 180 + 61 * lines + rng.integers(0, 3, n) + shift,
+                "node_count": (6 + 4 * lines).astype(float),
+            }
+        )
+
+    ref = sizes(750)
+    quiet = decide(descriptor_checks(ref, sizes(150, shift=-2)), PolicySection(), segments=WIDTH)
+    assert not [f.target for f in quiet.findings if f.drifted]
+    moved = decide(descriptor_checks(ref, sizes(150, shift=-40)), PolicySection(), segments=WIDTH)
+    assert {"bytes low tail", "all descriptors"} <= {f.target for f in moved.findings if f.drifted}

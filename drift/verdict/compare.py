@@ -13,6 +13,7 @@ from ..features.featureset import FeatureSet, is_numeric
 from ..record import Aspect, Family
 from .structure import structure_checks
 from .tests import (
+    RESOLUTION,
     TestResult,
     categorical_test,
     classifier_test,
@@ -189,7 +190,9 @@ def _tails(name: str, ref_col: pl.Series, cur_col: pl.Series, ref_days: np.ndarr
 def _novelty(
     ref_matrix: np.ndarray, cur_matrix: np.ndarray, cur_ids: list[str], seed: int, family: Family, subject: str
 ) -> TestResult:
-    result, p_values = novelty_test(ref_matrix, cur_matrix, seed=seed)
+    # descriptors are in robust units: nearer than RESOLUTION of a spread is the same item
+    floor = RESOLUTION if family is Family.DESCRIPTOR else 0.0
+    result, p_values = novelty_test(ref_matrix, cur_matrix, seed=seed, floor=floor)
     order = np.argsort(np.nan_to_num(p_values, nan=np.inf), kind="stable")
     flagged = [cur_ids[i] for i in order[: int(result.statistic)]] if np.isfinite(result.statistic) else []
     return result.labelled(family=family, subject=subject, detail={"examples": flagged[:MAX_EXAMPLES]})

@@ -425,7 +425,7 @@ def split_reference(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def novelty_test(
-    ref: np.ndarray, cur: np.ndarray, *, alpha: float = 0.01, k: int = 5, seed: int = 0
+    ref: np.ndarray, cur: np.ndarray, *, alpha: float = 0.01, k: int = 5, seed: int = 0, floor: float = 0.0
 ) -> tuple[TestResult, np.ndarray]:
     """What share of today's items are unlike anything in the baseline? Split conformal, exact.
 
@@ -445,6 +445,12 @@ def novelty_test(
     (tests/test_stats.py measures both). The p-value is P(K' >= K); the effect is the excess
     share of novel items over the expected l/(m+1).
 
+    `floor`: distances under it are ties (the same monotone map on calibration and current items,
+    so the test stays valid). Descriptors are on robust units (descriptor_matrix), and items that
+    differ by less than RESOLUTION of a spread are not new: a month's name two letters shorter moves
+    every document's byte count by 2, which made tightly clustered payloads "novel" every night
+    (benchmarks/calibration/nights.py, issue 26).
+
     Returns the result and each current item's conformal p-value (NaN for rows with NaN).
     """
     x = np.asarray(ref, dtype=np.float64)
@@ -454,8 +460,8 @@ def novelty_test(
     level = max(1, math.floor(alpha * (m + 1)))
     if m < 2 or len(train) < k or n == 0:
         return TestResult("conformal", math.nan, math.nan, math.nan, len(x), n), np.full(n, math.nan)
-    cal_scores = np.sort(knn_distance(x[train], x[calibration], k))
-    scores = knn_distance(x[train], y, k)
+    cal_scores = np.sort(np.maximum(knn_distance(x[train], x[calibration], k), floor))
+    scores = np.maximum(knn_distance(x[train], y, k), floor)
     at_least = m - np.searchsorted(cal_scores, scores, side="left")  # calibration scores >= each item's
     p_values = (1.0 + at_least) / (m + 1.0)
     novel = p_values <= level / (m + 1.0) + 1e-12
@@ -495,23 +501,37 @@ TAIL_ALPHA = 0.01
 SIDES = ("low", "high")
 
 
+RESOLUTION = 0.25  # of a robust spread (IQR / 1.349): a smaller difference is not a change
+
+
+def robust_spread(values: np.ndarray) -> float:
+    """IQR / 1.349 (the standard deviation of a normal), else the standard deviation, else 0."""
+    if len(values) == 0:
+        return 0.0
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    return float(q3 - q1) / 1.349 or float(np.std(values))
+
+
 def tail_counts(ref: np.ndarray, cur: np.ndarray, side: str, alpha: float = TAIL_ALPHA) -> tuple[int, int, int, float]:
     """(tonight's items beyond the baseline's extreme order statistic on one side, the level l,
     the baseline's size m, that order statistic): an item is beyond when its conformal p-value,
     (1 + baseline values at least as extreme) / (m + 1), is at most l/(m+1), l = max(1, floor(alpha (m+1))).
-    Ties count as "at least as extreme", so a value equal to the baseline's own extreme never is."""
+    Ties count as "at least as extreme", and so does a baseline value within RESOLUTION of a spread of
+    the item: a byte count two bytes under the baseline's smallest is not beyond it. Both only make
+    the test conservative."""
     x = np.sort(ref[np.isfinite(ref)])
     y = cur[np.isfinite(cur)]
     m = len(x)
     level = max(1, math.floor(alpha * (m + 1)))
     if m == 0:
         return 0, level, 0, math.nan
+    margin = RESOLUTION * robust_spread(x)
     if side == "low":
-        as_extreme = np.searchsorted(x, y, side="right")  # baseline values <= each item
-        edge = float(x[level - 1]) if level <= m else math.nan
+        as_extreme = np.searchsorted(x, y + margin, side="right")  # baseline values <= each item (and its margin)
+        edge = float(x[level - 1]) - margin if level <= m else math.nan
     else:
-        as_extreme = m - np.searchsorted(x, y, side="left")  # baseline values >= each item
-        edge = float(x[m - level]) if level <= m else math.nan
+        as_extreme = m - np.searchsorted(x, y - margin, side="left")  # baseline values >= each item
+        edge = float(x[m - level]) + margin if level <= m else math.nan
     return int(((1.0 + as_extreme) <= level + 1e-9).sum()), level, m, edge
 
 
@@ -607,8 +627,7 @@ def descriptor_matrix(ref, cur, train_rows: np.ndarray):
             if len(t) == 0:
                 continue
             centre = float(np.median(t))
-            q1, q3 = np.quantile(t, [0.25, 0.75])
-            scale = float(q3 - q1) / 1.349 or float(np.std(t)) or 1.0
+            scale = robust_spread(t) or 1.0
             any_missing = not (np.isfinite(r).all() and np.isfinite(c).all())
             for values, out in ((r, ref_cols), (c, cur_cols)):
                 missing = ~np.isfinite(values)
