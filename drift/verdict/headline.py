@@ -252,6 +252,8 @@ def ordered(kind: str, source: str, findings: list[Finding]) -> list[tuple[str, 
             continue
         moved, text = sentence(kind, source, finding)
         order = len(FAMILY_ORDER) if finding.method in INDIRECT else FAMILY_ORDER.get(finding.check, len(FAMILY_ORDER))
+        if finding.method == "tail":
+            order += 0.5  # a descriptor's whole move, with its medians, says more than one tail of it
         scored.append(((-finding.severity.rank, order, -moved), text, finding))
     scored.sort(key=lambda s: s[0])
     return [(text, finding) for _, text, finding in scored]
@@ -262,10 +264,12 @@ def ranked(kind: str, source: str, findings: list[Finding]) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for text, finding in ordered(kind, source, findings):
-        # Several methods test one embedding or descriptor set; one sentence each is enough.
-        if finding.target in seen or text in out:
+        # Several methods test one embedding or descriptor set, and a descriptor has its tails
+        # beside its distribution: one sentence each is enough.
+        said = finding.subject if finding.check is Family.DESCRIPTOR and finding.subject else finding.target
+        if said in seen or text in out:
             continue
-        seen.add(finding.target)
+        seen.add(said)
         out.append(text)
     return out
 
