@@ -32,6 +32,8 @@ alerts_app = typer.Typer(help="Alerts: list them, deliver what is still undelive
 app.add_typer(alerts_app, name="alerts")
 export_app = typer.Typer(help="Export runs to other tools.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+cache_app = typer.Typer(help="The feature cache: what it holds, and making room.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 
 # soft_wrap: long paths and titles stay on one line when the output goes to a file or a pipe.
 out = Console(soft_wrap=True)
@@ -319,6 +321,101 @@ def status(
     if late:
         err.print(f"drift: {len(late)} job(s) missed their schedule: {', '.join(late)}", highlight=False)
         raise typer.Exit(1)
+
+
+def _feature_cache(config):
+    from .features.cache import FeatureCache
+
+    cache = FeatureCache.of(config)
+    if cache is None:
+        _fail(f"{config.path}: [cache] enabled = false; this job keeps no feature cache")
+    return cache
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+@cache_app.command("stats")
+def cache_stats(
+    job: Path = typer.Argument(..., help="The job file (TOML)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
+) -> None:
+    """What the job's feature cache holds, per featurizer identity, and its hit rate in recent runs."""
+    import json
+    from datetime import UTC, datetime
+
+    from . import store
+    from .config import load_job
+
+    try:
+        config = load_job(job)
+        cache = _feature_cache(config)
+        identities = cache.stats()
+        runs = []
+        if Path(config.store.database).exists():
+            con = store.connect_reader(config.store.database)
+            try:
+                runs = store.cache_hit_rates(con, config.name)
+            finally:
+                con.close()
+    except DriftError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read the feature cache at {config.cache_dir}: {exc}")
+    total = sum(row["bytes"] for row in identities)
+    if as_json:
+        payload = {
+            "dir": cache.root,
+            "bytes": total,
+            "max_bytes": cache.max_bytes,
+            "identities": identities,
+            "runs": [{"day": str(d), "run_id": r, "hits": h, "misses": m} for d, r, h, m in runs],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    out.print(f"feature cache {cache.root}: {_megabytes(total)} of {_megabytes(cache.max_bytes)}", highlight=False)
+    if not identities:
+        out.print("empty")
+    for row in identities:
+        used = datetime.fromtimestamp(row["last_used"], UTC).strftime("%Y-%m-%d %H:%M")
+        broken = f", {row['unreadable']} unreadable" if row.get("unreadable") else ""
+        out.print(
+            f"  {row['identity']}: {row['entries']} items in {row['parts']} parts, {_megabytes(row['bytes'])}, "
+            f"last used {used} UTC{broken}",
+            highlight=False,
+        )
+    for day, run_id, hits, misses in runs:
+        rate = hits / (hits + misses) if hits + misses else 0.0
+        out.print(f"  run {run_id} ({day}): {rate:.0%} of {hits + misses} items read from the cache", highlight=False)
+
+
+@cache_app.command("prune")
+def cache_prune(
+    job: Path = typer.Argument(..., help="The job file (TOML)."),
+    max_size: str | None = typer.Option(None, help="Evict down to this size (500MB, 2GB). Default: [cache] max_size."),
+    clear: bool = typer.Option(False, "--all", help="Remove every entry."),
+) -> None:
+    """Evict the least recently used parts past the size limit; remove torn parts and left-over temporary files."""
+    from .config import load_job, parse_size
+
+    try:
+        config = load_job(job)
+        cache = _feature_cache(config)
+        limit = 0 if clear else (parse_size(max_size) if max_size is not None else None)
+        removed = cache.prune(limit)
+    except ValueError as exc:
+        _fail(f"--max-size: {exc}")
+    except DriftError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot prune the feature cache at {config.cache_dir}: {exc}")
+    left = sum(p["bytes"] for p in cache.parts())
+    out.print(
+        f"removed {removed['parts']} parts ({_megabytes(removed['bytes'])}), {removed['unreadable']} unreadable parts, "
+        f"{removed['temporary']} temporary files; {_megabytes(left)} left",
+        highlight=False,
+    )
 
 
 @alerts_app.command("list")

@@ -32,8 +32,9 @@ class StageClock:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, int]]:
-        """Time a stage; the caller sets `counter["items"]` to the items it handled."""
-        counter = {"items": 0}
+        """Time a stage; the caller sets `counter["items"]` to the items it handled (and, for a stage
+        that reads the feature cache, `cache_hits` and `cache_misses`)."""
+        counter: dict[str, int] = {"items": 0}
         wall, cpu = time.perf_counter(), _cpu_seconds()
         try:
             yield counter
@@ -45,5 +46,7 @@ class StageClock:
                     items=counter["items"],
                     cpu_seconds=_cpu_seconds() - cpu,
                     peak_rss_mb=_peak_rss_mb(),
+                    cache_hits=counter.get("cache_hits"),
+                    cache_misses=counter.get("cache_misses"),
                 )
             )

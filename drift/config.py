@@ -262,6 +262,55 @@ class StoreSection(_Section):
     database: Path = Path("drift.duckdb")
 
 
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes from "20GB", "500 MiB" or a plain number of bytes."""
+    import re
+
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"{value!r} is not a size; write it as 500MB, 20GB or 1.5TiB")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+class CacheSection(_Section):
+    """The feature cache: each item's features under the sha256 of its bytes and the identity of
+    what made them, so reruns, backfills and baselines over analysed nights do not redo the work."""
+
+    enabled: bool = True
+    dir: str | None = Field(
+        default=None, description="a folder, or an s3:// prefix; default: feature-cache/ in the store's folder"
+    )
+    max_size: str = Field(default="20GB", description="least recently used parts are evicted past this size")
+
+    @field_validator("max_size")
+    @classmethod
+    def _a_size(cls, value: str) -> str:
+        if parse_size(value) <= 0:
+            raise ValueError("must be more than 0 bytes; set enabled = false to turn the cache off")
+        return value
+
+    @property
+    def max_bytes(self) -> int:
+        return parse_size(self.max_size)
+
+
 class ReportSection(_Section):
     dir: Path = Path("reports")
     # where `dir` is served (https://drift.example.com/reports): alerts link there instead of to the file
@@ -421,6 +470,7 @@ class JobConfig(_Section):
     payload: PayloadSection = PayloadSection()
     policy: PolicySection = PolicySection()
     store: StoreSection = StoreSection()
+    cache: CacheSection = CacheSection()
     report: ReportSection = ReportSection()
     export: ExportSection = ExportSection()
     alerts: AlertsSection = AlertsSection()
@@ -444,6 +494,11 @@ class JobConfig(_Section):
         if is_remote(self.baseline.dir):
             return baseline_cache(self.baseline_uri)
         return Path(self.baseline.dir) / self.job.name / self.baseline.name
+
+    @property
+    def cache_dir(self) -> str:
+        """Where the feature cache lives: [cache] dir, or feature-cache/ beside the store."""
+        return self.cache.dir or str(Path(self.store.database).parent / "feature-cache")
 
     @property
     def baseline_uri(self) -> str:
@@ -503,6 +558,8 @@ def load_job(path: str | Path) -> JobConfig:
     if not is_remote(config.baseline.dir):
         config.baseline.dir = str(_resolve(base, Path(config.baseline.dir)))
     config.store.database = _resolve(base, config.store.database)
+    if config.cache.dir is not None and not is_remote(config.cache.dir):
+        config.cache.dir = str(_resolve(base, Path(config.cache.dir)))
     config.report.dir = _resolve(base, config.report.dir)
     if config.export.evidently_workspace is not None:
         config.export.evidently_workspace = _resolve(base, config.export.evidently_workspace)

@@ -428,6 +428,16 @@ class Stage(_Record):
     items: int
     cpu_seconds: float
     peak_rss_mb: float
+    # items whose features came from the feature cache (or from a byte-identical item of the
+    # window), and items opened; None for a stage that does not featurize, or a run without a cache
+    cache_hits: int | None = None
+    cache_misses: int | None = None
+
+    @property
+    def hit_rate(self) -> float | None:
+        if self.cache_hits is None or self.cache_misses is None or not self.cache_hits + self.cache_misses:
+            return None
+        return self.cache_hits / (self.cache_hits + self.cache_misses)
 
 
 class Night(_Record):

@@ -47,7 +47,8 @@ def ray_world(tmp_path, tiny_clip):
         local.read_text()
         .replace("[baseline]", '[engine]\nkind = "ray"\naddress = "local"\nbatch_size = 40\n\n[baseline]')
         .replace('path = "alerts.jsonl"', 'path = "alerts-ray.jsonl"')
-        + '\n[store]\ndatabase = "ray.duckdb"\n'
+        # its own feature cache: the local analysis's entries would leave Ray nothing to featurize
+        + '\n[store]\ndatabase = "ray.duckdb"\n\n[cache]\ndir = "ray-cache"\n'
     )
     return local, ray_job
 
@@ -156,3 +157,26 @@ def test_a_run_asking_for_gpus_the_cluster_lacks_is_refused_before_any_work(ray_
     config.engine.gpus_per_actor = 1
     with pytest.raises(DriftError, match=r"but the Ray cluster has 0 GPU\(s\); set gpus_per_actor = 0"):
         analyse_window(config, Window(DAY, DAY + timedelta(days=1)), Context(config, QUIET), StageClock())
+
+
+def test_ray_actors_read_and_write_the_jobs_feature_cache(ray_cluster, ray_world):
+    local_job, ray_job = ray_world
+    clock = StageClock()
+    config = load_job(ray_job)
+    cold = analyse_window(config, Window(DAY, DAY + timedelta(days=1)), Context(config, QUIET), clock)
+    warm_clock = StageClock()
+    warm = analyse_window(config, Window(DAY, DAY + timedelta(days=1)), Context(config, QUIET), warm_clock)
+    assert_same_analysis(cold, warm)
+    [cold_stage] = [s for s in clock.stages if s.stage == "open_and_featurize"]
+    [warm_stage] = [s for s in warm_clock.stages if s.stage == "open_and_featurize"]
+    n = sum(d.n_sampled for d in cold.segments.values())
+    assert cold_stage.cache_hits == 0
+    # all but the rows with no bytes to key ("gone" is missing, "escape" is outside the roots)
+    assert (warm_stage.cache_hits, warm_stage.cache_misses) == (n - 2, 2)
+    # and the local engine reads what the actors wrote: one cache, both engines
+    local = load_job(local_job)
+    local.cache.dir = config.cache.dir
+    local_clock = StageClock()
+    here = analyse_window(local, Window(DAY, DAY + timedelta(days=1)), Context(local, QUIET), local_clock)
+    assert_same_analysis(here, warm)
+    assert [s.cache_hits for s in local_clock.stages if s.stage == "open_and_featurize"] == [n - 2]

@@ -5,6 +5,11 @@
 
 `featurize` is what the local engine runs on the whole sample and what each Ray actor runs on its
 share (drift.features.engines.ray_engine). Every row ends as features or as an InputError.
+
+Through the feature cache (drift.features.cache), only what it has not seen is opened: each row's
+bytes are hashed, the cache's entries for those hashes are read, byte-identical copies in the
+window are opened once, and every item, read or made, is assembled into the segment's FeatureSet
+the same way, in the order of the sample.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import re
 import shutil
 import tempfile
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +54,20 @@ class Context:
         self._image_encoder = None
         self._text_encoder = None
         self.keep_documents = False  # payload kinds hand the parsed documents on (union schemas)
+        self._cache: Any = None
         # crops of the baseline's own items, which static int8 on ONNX Runtime calibrates on
         self.calibration = None
+
+    def feature_cache(self):
+        """The job's feature cache, or None: [cache] enabled = false, or the parsed documents are
+        wanted (`drift fingerprint`'s union schema), which the cache does not keep."""
+        if self.keep_documents:
+            return None
+        if self._cache is None:
+            from .cache import FeatureCache
+
+            self._cache = FeatureCache.of(self.config) or False
+        return self._cache or None
 
     def spool_path(self, kind: str, source: str, embedding: str) -> Path:
         return self.spool_dir / f"{kind}.{file_label(source)}.{embedding}.parquet"
@@ -122,6 +139,8 @@ class SegmentData:
     n_sampled: int
     features: FeatureSet
     errors: list[InputError] = field(default_factory=list)
+    cache_hits: int = 0  # items read from the feature cache
+    cache_copies: int = 0  # items whose bytes another item of the window had: opened once
 
     def error_counts(self) -> dict[str, int]:
         """Input errors by category. Our own failures (internal) are not the inputs' and are left out."""
@@ -167,11 +186,21 @@ def _target(row: dict[str, Any], roots: list[str], s3) -> tuple[Any, InputError 
 def featurize(
     rows: list[dict[str, Any]], context: Context, advance=lambda n=1: None
 ) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
-    """Open the sampled rows in isolated workers and turn them into features, per segment.
+    """Turn the sampled rows into features, per segment, through the feature cache when the job has one.
 
     Every row ends as features or as a classified error. The same code runs on this machine
     (engine "local") and inside each Ray actor on its share of the rows (engine "ray").
     """
+    cache = context.feature_cache()
+    if cache is None:
+        return _open_and_featurize(rows, context, advance)
+    return _through_cache(cache, rows, context, advance)
+
+
+def _open_and_featurize(
+    rows: list[dict[str, Any]], context: Context, advance=lambda n=1: None
+) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
+    """Open the rows in isolated workers and turn them into features, per segment."""
     config = context.config
     segments: dict[Segment, SegmentData] = {}
     featurizers: dict[Segment, Any] = {}
@@ -223,6 +252,173 @@ def featurize(
     for segment, featurizer in featurizers.items():
         segments[segment].features = featurizer.finish()
     return segments, outcomes
+
+
+def _through_cache(
+    cache, rows: list[dict[str, Any]], context: Context, advance
+) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
+    from .cache import UNCACHED, Entry, content_keys, identity
+
+    config = context.config
+    refused: dict[str, InputError] = {}
+    targets: dict[str, tuple[Any, int]] = {}
+    max_bytes = {kind: KINDS[kind].limits(context)["max_bytes"] for kind in {row["kind"] for row in rows}}
+    for row in rows:
+        target, problem = _target(row, config.inputs.roots, config.inputs.s3)
+        if problem is not None:
+            refused[row["input_id"]] = problem
+        else:
+            targets[row["input_id"]] = (target, max_bytes[row["kind"]])
+    keys = content_keys(targets)
+    kinds = sorted({row["kind"] for row in rows if keys.get(row["input_id"])})
+    identities = {kind: identity(kind, context) for kind in kinds}
+    found = {
+        kind: cache.lookup(identities[kind], [keys[r["input_id"]] for r in rows if r["kind"] == kind and keys.get(r["input_id"])])
+        for kind in kinds
+    }
+
+    leader: dict[tuple[str, str], str] = {}  # (kind, content key) -> the input_id opened for it
+    copy_of: dict[str, str] = {}  # input_id -> the input_id whose identical bytes were opened
+    to_open = []
+    for row in rows:
+        input_id, key = row["input_id"], keys.get(row["input_id"])
+        if input_id in refused or (key is not None and key in found[row["kind"]]):
+            continue
+        if key is not None and (row["kind"], key) in leader:
+            copy_of[input_id] = leader[(row["kind"], key)]
+            continue
+        if key is not None:
+            leader[(row["kind"], key)] = input_id
+        to_open.append(row)
+    advance(len(rows) - len(to_open))
+    opened, _ = _open_and_featurize(to_open, context, advance)
+
+    made: dict[str, Entry] = {}
+    failed: dict[str, InputError] = {}
+    for data in opened.values():
+        made |= _entries_of(data.features)
+        failed |= {error.input_id: error for error in data.errors}
+    for kind in kinds:
+        fresh = {}
+        for (of_kind, key), input_id in leader.items():
+            if of_kind != kind:
+                continue
+            if input_id in made:
+                fresh[key] = made[input_id]
+            elif input_id in failed and failed[input_id].category not in UNCACHED:
+                fresh[key] = Entry(error=(failed[input_id].category, failed[input_id].message))
+        cache.write(identities[kind], fresh)
+    cache.flush()
+
+    segments: dict[Segment, SegmentData] = {}
+    items: dict[Segment, list[tuple[str, Entry]]] = {}
+    late_errors: dict[Segment, list[InputError]] = {}
+    outcomes: dict[str, str] = {}
+    for row in rows:
+        segment = (row["kind"], row["source"])
+        if segment not in segments:
+            segments[segment] = SegmentData(row["kind"], row["source"], 0, 0, FeatureSet())
+            items[segment], late_errors[segment] = [], []
+        data = segments[segment]
+        data.n_sampled += 1
+        input_id, key = row["input_id"], keys.get(row["input_id"])
+        if input_id in refused:  # as when opened: refusals first, then the rest in the sample's order
+            data.errors.append(refused[input_id])
+            outcomes[input_id] = "error"
+            continue
+        origin = copy_of.get(input_id, input_id)
+        data.cache_copies += input_id in copy_of
+        if key is not None and key in found[row["kind"]]:
+            entry = found[row["kind"]][key]
+            data.cache_hits += 1
+        elif origin in made:
+            entry = made[origin]
+        else:  # it failed to open, or its copy did: the same failure, under its own id
+            error = failed[origin]
+            late_errors[segment].append(error if origin == input_id else replace(error, input_id=input_id))
+            outcomes[input_id] = "error"
+            continue
+        if entry.error is not None:
+            late_errors[segment].append(InputError(input_id, *entry.error))
+            outcomes[input_id] = "error"
+        else:
+            items[segment].append((input_id, entry))
+            outcomes[input_id] = "ok"
+    for segment, data in segments.items():
+        data.errors += late_errors[segment]
+        data.features = _assembled(items[segment], context, segment) if items[segment] else _no_items(context, segment)
+        _spool(data.features, context, segment)
+    return segments, outcomes
+
+
+def _entries_of(features: FeatureSet) -> dict[str, Any]:
+    """Each item's features, apart from its input_id: what the cache keeps and copies share."""
+    from .cache import Entry
+
+    row_of = {input_id: r for r, input_id in enumerate(features.ids)}
+    entries = {
+        row["input_id"]: Entry(descriptors={k: v for k, v in row.items() if k != "input_id"})
+        for row in features.descriptors.iter_rows(named=True)
+    }
+    for name, matrix in features.embeddings.items():
+        for input_id, entry in entries.items():
+            entry.vectors[name] = matrix[row_of[input_id]]
+    for name, table in features.tables.items():
+        rows = {k[0]: v.drop("input_id") for k, v in table.partition_by("input_id", as_dict=True).items()} if table.height else {}
+        empty = table.drop("input_id").clear()
+        for input_id, entry in entries.items():
+            entry.tables[name] = rows.get(input_id, empty)
+    return entries
+
+
+def _assembled(items: list[tuple[str, Any]], context: Context, segment: Segment) -> FeatureSet:
+    """One segment's FeatureSet from its items' entries, in the order of the sample."""
+    import numpy as np
+    import polars as pl
+
+    ids = [input_id for input_id, _ in items]
+    descriptors = pl.DataFrame(
+        [{"input_id": input_id, **entry.descriptors} for input_id, entry in items], infer_schema_length=None
+    )
+    embeddings = {}
+    for name in sorted({name for _, entry in items for name in entry.vectors}):
+        dim = next(len(entry.vectors[name]) for _, entry in items if name in entry.vectors)
+        absent = np.full(dim, np.nan, dtype=np.float32)
+        embeddings[name] = np.stack([np.asarray(entry.vectors.get(name, absent), dtype=np.float32) for _, entry in items])
+    tables = {}
+    for name in sorted({name for _, entry in items for name in entry.tables}):
+        pieces = [
+            entry.tables[name].with_columns(pl.lit(input_id, dtype=pl.Utf8).alias("input_id"))
+            for input_id, entry in items
+            if name in entry.tables
+        ]
+        table = pl.concat(pieces, how="vertical_relaxed")
+        tables[name] = table.select("input_id", *[c for c in table.columns if c != "input_id"])
+    return FeatureSet(ids=ids, descriptors=descriptors, embeddings=embeddings, tables=tables)
+
+
+def _no_items(context: Context, segment: Segment) -> FeatureSet:
+    """A segment whose every input failed: the empty FeatureSet its kind makes."""
+    return KINDS[segment[0]].featurizer(context, segment[1]).finish()
+
+
+def _spool(features: FeatureSet, context: Context, segment: Segment) -> None:
+    """The segment's vectors where its featurizer would have streamed them (kept beside the report)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .embed.arrow import to_arrow
+
+    for name, matrix in features.embeddings.items():
+        present = ~np.isnan(matrix).any(axis=1) if matrix.size else np.zeros(len(matrix), dtype=bool)
+        path = context.spool_path(segment[0], segment[1], name)
+        if not present.any():
+            path.unlink(missing_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = [input_id for input_id, keep in zip(features.ids, present) if keep]
+        pq.write_table(pa.table({"input_id": pa.array(ids, pa.string()), "vector": to_arrow(matrix[present])}), path)
 
 
 CALIBRATION_ITEMS = 64

@@ -96,6 +96,9 @@ def analyse_window(
             if paths.height:
                 features.tables["paths"] = paths.filter(pl.col("input_id").is_in(features.ids))
         counter["items"] = sample.rows.height
+        if context.feature_cache() is not None:
+            hits = sum(data.cache_hits + data.cache_copies for data in segments.values())
+            counter["cache_hits"], counter["cache_misses"] = hits, sample.rows.height - hits
     return WindowAnalysis(window, sample, segments, outcomes)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from ..record import Evidence, InputKind, PayloadExample, PicturedItem, RunRecord, Segment
 from ..verdict.headline import CATEGORY_WORDS, NUMERIC_WORDS, noticeable
 from . import plots
-from .text import encoder_line, number, states
+from .text import encoder_line, hit_rate, number, states
 
 MAX_BYTES = 5_000_000
 PICTURE_BUDGET = 4_500_000  # what pictures may take of it; text and tables have the rest
@@ -303,11 +303,12 @@ def _about(record: RunRecord) -> list[str]:
         parts.append("</table>")
     if record.stages:
         parts.append(
-            "<h3>Cost of this run</h3><table><tr><th>stage</th><th>seconds</th><th>items</th><th>CPU s</th><th>peak RSS MB</th></tr>"
+            "<h3>Cost of this run</h3><table><tr><th>stage</th><th>seconds</th><th>items</th><th>CPU s</th>"
+            "<th>peak RSS MB</th><th>cache hits</th></tr>"
         )
         parts += [
             f"<tr><td>{esc(s.stage)}</td><td class='n'>{s.seconds:.2f}</td><td class='n'>{s.items}</td>"
-            f"<td class='n'>{s.cpu_seconds:.2f}</td><td class='n'>{s.peak_rss_mb:.0f}</td></tr>"
+            f"<td class='n'>{s.cpu_seconds:.2f}</td><td class='n'>{s.peak_rss_mb:.0f}</td><td class='n'>{esc(hit_rate(s))}</td></tr>"
             for s in record.stages
         ]
         parts.append("</table>")

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..record import RunRecord, Segment
 from ..verdict.headline import noticeable
 from .html import html
-from .text import SEVERITY_MARK, encoder_line, md, number, states
+from .text import SEVERITY_MARK, encoder_line, hit_rate, md, number, states
 
 
 def verdict_label(segment: Segment) -> str:
@@ -82,9 +82,16 @@ def markdown(record: RunRecord) -> str:
         lines += ["", "## Log rows that broke the contract", "", "| reason | rows | examples |", "|---|---:|---|"]
         lines += [f"| {r.reason} | {r.n_rows} | {md(r.examples or '')} |" for r in record.log_rejects]
     if record.stages:
-        lines += ["", "## Cost", "", "| stage | seconds | items | CPU s | peak RSS MB |", "|---|---:|---:|---:|---:|"]
         lines += [
-            f"| {s.stage} | {s.seconds:.2f} | {s.items} | {s.cpu_seconds:.2f} | {s.peak_rss_mb:.0f} |" for s in record.stages
+            "",
+            "## Cost",
+            "",
+            "| stage | seconds | items | CPU s | peak RSS MB | cache hits |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {s.stage} | {s.seconds:.2f} | {s.items} | {s.cpu_seconds:.2f} | {s.peak_rss_mb:.0f} | {hit_rate(s)} |"
+            for s in record.stages
         ]
     return "\n".join(lines) + "\n"
 

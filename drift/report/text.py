@@ -71,3 +71,10 @@ def _where(encoder: dict) -> str:
     if encoder.get("device", "cpu") == "cpu":
         return ""
     return f"; on {encoder.get('device_name') or encoder['device']}, {encoder.get('precision', 'fp32')}"
+
+
+def hit_rate(stage) -> str:
+    """A stage's feature-cache hits as the cost tables print them: "97% (291 of 300)", or blank."""
+    if stage.hit_rate is None:
+        return ""
+    return f"{stage.hit_rate:.0%} ({stage.cache_hits} of {stage.cache_hits + stage.cache_misses})"

@@ -188,6 +188,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE findings ADD COLUMN principle VARCHAR;
     ALTER TABLE segments ADD COLUMN detectable_share DOUBLE;
     """,
+    # 7: how much of a stage's work the feature cache saved
+    """
+    ALTER TABLE stage_timings ADD COLUMN cache_hits INTEGER;
+    ALTER TABLE stage_timings ADD COLUMN cache_misses INTEGER;
+    """,
 ]
 
 # Tables holding one run's rows, deleted together when the run is replaced.
@@ -373,10 +378,8 @@ def load_run(con: duckdb.DuckDBPyConnection, job: str, run: str) -> RunRecord | 
     if row is None:
         return None
     record = RunRecord.model_validate_json(row[1])
-    stages = con.execute(
-        "SELECT stage, seconds, items, cpu_seconds, peak_rss_mb FROM stage_timings WHERE run_id = ? ORDER BY rowid", [row[0]]
-    ).fetchall()
-    record.stages = [Stage(stage=s, seconds=w, items=i, cpu_seconds=c, peak_rss_mb=m) for s, w, i, c, m in stages]
+    stages = con.execute(f"SELECT {', '.join(Stage.model_fields)} FROM stage_timings WHERE run_id = ? ORDER BY rowid", [row[0]])
+    record.stages = [Stage(**dict(zip(Stage.model_fields, values))) for values in stages.fetchall()]
     delivered, pending = con.execute(
         "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), count(*) FILTER (WHERE delivered_at IS NULL) FROM outbox WHERE run_id = ?",
         [row[0]],
@@ -582,10 +585,20 @@ def error_rates_by_day(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.Da
 def stage_costs(con: duckdb.DuckDBPyConnection, jobs: list[str]) -> pl.DataFrame:
     return _frame(
         con,
-        """SELECT r.window_start::DATE AS day, t.stage, t.seconds, t.cpu_seconds, t.peak_rss_mb
+        """SELECT r.window_start::DATE AS day, t.stage, t.seconds, t.cpu_seconds, t.peak_rss_mb, t.cache_hits, t.cache_misses
                           FROM stage_timings t JOIN runs r USING (run_id) WHERE list_contains(?, r.job) ORDER BY day""",
         [jobs],
     )
+
+
+def cache_hit_rates(con: duckdb.DuckDBPyConnection, job: str, runs: int = 10) -> list[tuple]:
+    """The job's newest runs that read the feature cache: (window day, run_id, hits, misses)."""
+    return con.execute(
+        """SELECT r.window_start::DATE, r.run_id, t.cache_hits, t.cache_misses
+           FROM stage_timings t JOIN runs r USING (run_id)
+           WHERE r.job = ? AND t.cache_hits IS NOT NULL ORDER BY r.finished_at DESC LIMIT ?""",
+        [job, runs],
+    ).fetchall()
 
 
 def find_run(con: duckdb.DuckDBPyConnection, day: str | None = None) -> tuple[str, str] | None:

@@ -111,7 +111,7 @@ MODEL_TABLES: dict[str, ModelTable] = {
     "stage_timings": ModelTable(
         Stage,
         keys=("run_id",),
-        columns=("stage", "seconds", "items", "cpu_seconds", "peak_rss_mb"),
+        columns=("stage", "seconds", "items", "cpu_seconds", "peak_rss_mb", "cache_hits", "cache_misses"),
     ),
 }
 # Fields of those models that live elsewhere: in runs.summary (the record), or in a table of their own.

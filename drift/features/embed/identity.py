@@ -32,6 +32,11 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
+def shaping(identity: dict) -> dict:
+    """The parts of an identity that shape its vectors: what a cached vector is keyed by."""
+    return {k: identity.get(k, _BEFORE.get(k)) for k in _SHAPING}
+
+
 def same_encoder(a: dict | None, b: dict | None) -> bool:
     if a is None or b is None:
         return a is b

@@ -58,7 +58,8 @@ class _Featurizer:
             out["kind"].append(kind)
             out["source"].append(source)
             out["input_ids"].append(list(data.features.ids) + [e.input_id for e in data.errors])
-            out["piece"].append(pickle.dumps((data.n_sampled, data.features, data.errors), protocol=5))
+            counts = (data.n_sampled, data.cache_hits, data.cache_copies)
+            out["piece"].append(pickle.dumps((counts, data.features, data.errors), protocol=5))
         return pa.table(out, schema=_results_schema())
 
 
@@ -166,7 +167,7 @@ def _results_schema():
 def join(results, order: list[str]) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
     """The actors' pieces, joined per segment by input_id in the order of the sample."""
     position = {input_id: i for i, input_id in enumerate(order)}
-    parts: dict[Segment, list[tuple[int, FeatureSet, list]]] = {}
+    parts: dict[Segment, list[tuple[tuple[int, int, int], FeatureSet, list]]] = {}
     for kind, source, piece in zip(results["kind"].to_pylist(), results["source"].to_pylist(), results["piece"].to_pylist()):
         parts.setdefault((kind, source), []).append(pickle.loads(piece))
     segments: dict[Segment, SegmentData] = {}
@@ -177,6 +178,7 @@ def join(results, order: list[str]) -> tuple[dict[Segment, SegmentData], dict[st
         pieces = parts[segment]
         errors = sorted((e for _, _, errs in pieces for e in errs), key=lambda e: position[e.input_id])
         features = FeatureSet.concat([features for _, features, _ in pieces], position)
-        segments[segment] = SegmentData(segment[0], segment[1], 0, sum(n for n, _, _ in pieces), features, errors)
+        n_sampled, hits, copies = (sum(counts[i] for counts, _, _ in pieces) for i in range(3))
+        segments[segment] = SegmentData(segment[0], segment[1], 0, n_sampled, features, errors, hits, copies)
         outcomes |= {i: "ok" for i in features.ids} | {e.input_id: "error" for e in errors}
     return segments, outcomes
