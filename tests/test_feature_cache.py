@@ -54,9 +54,9 @@ def _opened(monkeypatch) -> list[int]:
     counts: list[int] = []
     real = featurize_module._open_and_featurize
 
-    def counting(rows, context, advance=lambda n=1: None):
+    def counting(rows, context, *args):
         counts.append(len(rows))
-        return real(rows, context, advance)
+        return real(rows, context, *args)
 
     monkeypatch.setattr(featurize_module, "_open_and_featurize", counting)
     return counts
@@ -143,19 +143,21 @@ def test_errors_of_the_bytes_are_cached_drifts_own_failures_never(night, monkeyp
     job, _ = night
     real = featurize_module._open_and_featurize
 
-    def failing_on_order_3(rows, context, advance=lambda n=1: None):
+    def failing_on_order_3(rows, context, advance, checkpoint, every):
         """As if drift's own code had failed on one order (a bug, not the order's fault)."""
-        segments, outcomes = real(rows, context, advance)
-        for data in segments.values():
-            victim = next((i for i in data.features.ids if i.endswith("-0035")), None)
-            if victim is not None:
-                keep = [i != victim for i in data.features.ids]
-                data.features.ids = [i for i in data.features.ids if i != victim]
-                data.features.descriptors = data.features.descriptors.filter(pl.Series(keep))
-                data.features.tables = {n: t.filter(pl.col("input_id") != victim) for n, t in data.features.tables.items()}
-                data.errors.append(InputError(victim, "internal", "RuntimeError: a bug", "Traceback ..."))
-                outcomes[victim] = "error"
-        return segments, outcomes
+
+        def failing(pieces, errors):
+            for features in pieces.values():
+                victim = next((i for i in features.ids if i.endswith("-0035")), None)
+                if victim is not None:
+                    keep = pl.Series([i != victim for i in features.ids])
+                    features.ids = [i for i in features.ids if i != victim]
+                    features.descriptors = features.descriptors.filter(keep)
+                    features.tables = {n: t.filter(pl.col("input_id") != victim) for n, t in features.tables.items()}
+                    errors = [*errors, InputError(victim, "internal", "RuntimeError: a bug", "Traceback ...")]
+            checkpoint(pieces, errors)
+
+        return real(rows, context, advance, failing, every)
 
     monkeypatch.setattr(featurize_module, "_open_and_featurize", failing_on_order_3)
     first, _ = _analyse(job)
@@ -263,3 +265,29 @@ def test_a_run_through_the_cache_records_what_a_run_without_it_records(world):
     featurized = {name: next(s for s in r.stages if s.stage == "open_and_featurize") for name, r in records.items()}
     assert featurized["plain"].hit_rate is None and featurized["warm"].hit_rate == 1.0
     assert parse_day("2026-03-05")
+
+
+def test_a_run_killed_halfway_keeps_the_features_it_made(night, monkeypatch):
+    """The cache is written as the window is opened, a piece at a time, not at the end."""
+    job, plain = night
+    without, _ = _analyse(plain)
+    monkeypatch.setattr(featurize_module, "CHECKPOINT_ITEMS", 10)
+    real = featurize_module._open_and_featurize
+    seen = []
+
+    def killed_after_three_pieces(rows, context, advance=lambda n=1: None, checkpoint=None, every=0):
+        def counting(pieces, errors):
+            checkpoint(pieces, errors)
+            seen.append(sum(p.n for p in pieces.values()) + len(errors))
+            if len(seen) == 3:
+                raise KeyboardInterrupt  # as the OOM killer or a timeout would stop the run
+
+        return real(rows, context, advance, counting, every)
+
+    monkeypatch.setattr(featurize_module, "_open_and_featurize", killed_after_three_pieces)
+    with pytest.raises(KeyboardInterrupt):
+        _analyse(job)
+    monkeypatch.setattr(featurize_module, "_open_and_featurize", real)
+    again, stage = _analyse(job)
+    assert stage.cache_hits == sum(seen) == 30  # the three pieces made before the kill were read
+    assert_same_analysis(without, again)

@@ -198,9 +198,14 @@ def featurize(
 
 
 def _open_and_featurize(
-    rows: list[dict[str, Any]], context: Context, advance=lambda n=1: None
+    rows: list[dict[str, Any]], context: Context, advance=lambda n=1: None, checkpoint=None, every: int = 0
 ) -> tuple[dict[Segment, SegmentData], dict[str, str]]:
-    """Open the rows in isolated workers and turn them into features, per segment."""
+    """Open the rows in isolated workers and turn them into features, per segment.
+
+    With a `checkpoint`, the features made so far are finished and handed to it every `every`
+    opened inputs (with the errors since the last one), so that a run killed halfway keeps what it
+    made (the feature cache writes them); the segments' features are then those pieces joined.
+    """
     config = context.config
     segments: dict[Segment, SegmentData] = {}
     featurizers: dict[Segment, Any] = {}
@@ -235,6 +240,23 @@ def _open_and_featurize(
         )
 
     advance(len(rows) - len(tasks))
+    pieces: dict[Segment, list[FeatureSet]] = {segment: [] for segment in segments}
+    fresh: set[Segment] = set()  # segments with items since the last checkpoint
+    errors: list[InputError] = []  # errors since the last checkpoint
+
+    def finish_pieces(last: bool) -> None:
+        done = {}
+        for segment in sorted(fresh) if not last else list(featurizers):
+            done[segment] = featurizers[segment].finish()
+            pieces[segment].append(done[segment])
+            if not last:
+                featurizers[segment] = KINDS[segment[0]].featurizer(context, segment[1])
+        if checkpoint is not None:
+            checkpoint(done, list(errors))
+        fresh.clear()
+        errors.clear()
+
+    since = 0
     for input_id, opened in open_all(
         tasks,
         workers=config.limits.workers,
@@ -244,14 +266,26 @@ def _open_and_featurize(
         segment = row_segment[input_id]
         if isinstance(opened, InputError):
             segments[segment].errors.append(opened)
+            errors.append(opened)
             outcomes[input_id] = "error"
         else:
             featurizers[segment].add(input_id, opened)
+            fresh.add(segment)
             outcomes[input_id] = "ok"
         advance(1)
-    for segment, featurizer in featurizers.items():
-        segments[segment].features = featurizer.finish()
+        since += 1
+        if checkpoint is not None and since >= every:
+            finish_pieces(last=False)
+            since = 0
+    finish_pieces(last=True)
+    position = {row["input_id"]: i for i, row in enumerate(rows)}
+    for segment, parts in pieces.items():
+        parts = [part for part in parts if part.n] or parts[-1:]
+        segments[segment].features = parts[0] if len(parts) == 1 else FeatureSet.concat(parts, position)
     return segments, outcomes
+
+
+CHECKPOINT_ITEMS = 128  # a run killed halfway loses at most this many inputs' work (and smaller pieces embed in smaller batches)
 
 
 def _through_cache(
@@ -291,23 +325,31 @@ def _through_cache(
             leader[(row["kind"], key)] = input_id
         to_open.append(row)
     advance(len(rows) - len(to_open))
-    opened, _ = _open_and_featurize(to_open, context, advance)
-
     made: dict[str, Entry] = {}
     failed: dict[str, InputError] = {}
-    for data in opened.values():
-        made |= _entries_of(data.features)
-        failed |= {error.input_id: error for error in data.errors}
-    for kind in kinds:
-        fresh = {}
-        for (of_kind, key), input_id in leader.items():
-            if of_kind != kind:
-                continue
-            if input_id in made:
-                fresh[key] = made[input_id]
-            elif input_id in failed and failed[input_id].category not in UNCACHED:
-                fresh[key] = Entry(error=(failed[input_id].category, failed[input_id].message))
-        cache.write(identities[kind], fresh)
+    key_of = {input_id: key for (_, key), input_id in leader.items()}
+    kind_of = {row["input_id"]: row["kind"] for row in to_open}
+
+    def checkpoint(pieces: dict[Segment, FeatureSet], errors: list[InputError]) -> None:
+        """Write what was made since the last checkpoint: a run killed after it keeps it."""
+        new = {}
+        for features in pieces.values():
+            new |= _entries_of(features)
+        made.update(new)
+        failed.update({error.input_id: error for error in errors})
+        entries: dict[str, dict[str, Entry]] = {}
+        for input_id, entry in new.items():
+            if input_id in key_of:
+                entries.setdefault(kind_of[input_id], {})[key_of[input_id]] = entry
+        for error in errors:
+            if error.input_id in key_of and error.category not in UNCACHED:
+                entries.setdefault(kind_of[error.input_id], {})[key_of[error.input_id]] = Entry(
+                    error=(error.category, error.message)
+                )
+        for kind, fresh in entries.items():
+            cache.write(identities[kind], fresh)
+
+    _open_and_featurize(to_open, context, advance, checkpoint, CHECKPOINT_ITEMS)
     cache.flush()
 
     segments: dict[Segment, SegmentData] = {}
