@@ -108,7 +108,9 @@ def test_what_changes_an_items_features_never_reads_old_entries(night, monkeypat
     photos, pdfs, gone = 16 + 1, 16, 1  # the night's photos and the corrupt one; the missing file is opened every time
     assert opened[:3] == [photos + gone, photos + pdfs + gone, n]
     assert opened[3] == gone
-    folders = sorted(p.name.split("-")[0] for p in (Path(job).parent / "feature-cache").iterdir() if p.name != "uses")
+    folders = sorted(
+        p.name.split("-")[0] for p in (Path(job).parent / "feature-cache").iterdir() if p.name not in ("uses", "encoders")
+    )
     # photos: 4 identities (first, the limit, the encoder, the code); PDFs' pages: 3; orders: 2
     assert folders == ["document"] * 3 + ["image"] * 4 + ["payload"] * 2
 
@@ -291,3 +293,26 @@ def test_a_run_killed_halfway_keeps_the_features_it_made(night, monkeypatch):
     again, stage = _analyse(job)
     assert stage.cache_hits == sum(seen) == 30  # the three pieces made before the kill were read
     assert_same_analysis(without, again)
+
+
+def test_a_run_whose_items_are_all_cached_loads_no_encoder(night, tmp_path):
+    job, _ = night
+    _analyse(job)
+    config = load_job(job)
+    context = Context(config, QUIET)
+    analysis = analyse_window(config, Window(DAY, DAY + timedelta(days=1)), context, StageClock())
+    assert (context._image_encoder, context._text_encoder) == (None, None)
+    identity = context.embedder_identity({"image", "document"})
+    assert identity["clip"]["model"] == "drift-tiny" and (context._image_encoder, context._text_encoder) == (None, None)
+    # the identity it remembered is the loaded encoder's
+    assert identity["clip"] == context.image_encoder().identity()
+    assert analysis.segments[("image", "app")].cache_hits == 17
+    # an encoder whose configuration names another checkpoint file is loaded and remembered anew
+    checkpoint = Path(config.image.pretrained)
+    moved = tmp_path / "moved" / checkpoint.name
+    moved.parent.mkdir()
+    shutil.copy(checkpoint, moved)
+    config.image.pretrained = str(moved)
+    other = Context(config, QUIET)
+    assert other.encoder_identity("clip")["weights_sha256"] == identity["clip"]["weights_sha256"]
+    assert other._image_encoder is not None

@@ -83,14 +83,17 @@ def test_a_world_in_a_bucket_gives_the_verdicts_it_gives_on_disk(world, monkeypa
         client.create_bucket(Bucket="agent")
         _upload(client, "agent", root / "data", "data")
         _upload(client, "agent", root / "logs", "logs")
-        s3_job = _s3_job(local_job, endpoint, "agent")
+        # the feature cache in the bucket too: written by the first run, read by the second
+        s3_job = _s3_job(local_job, endpoint, "agent", '\n[cache]\ndir = "s3://agent/feature-cache"\n')
 
         results = {}
         for job in (local_job, s3_job):
             config = load_job(job)
             build(config, BASE_DAY, BASE_DAY + timedelta(days=3), Context(config, QUIET), StageClock())
             results[job.name] = run_job(config, QUIET_DAY).summary
+        rerun = run_job(load_job(s3_job), QUIET_DAY).record
         keys = {o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="baselines/t/ref/")["Contents"]}
+        cached = {o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="feature-cache/")["Contents"]}
         # the report's thumbnails come from the bucket too
         photo_key = next(
             o["Key"] for o in client.list_objects_v2(Bucket="agent", Prefix="data/")["Contents"] if o["Key"].endswith(".jpg")
@@ -106,6 +109,12 @@ def test_a_world_in_a_bucket_gives_the_verdicts_it_gives_on_disk(world, monkeypa
         pictures = report_pictures(record, load_job(s3_job))
 
     assert _verdicts(results["s3.toml"]) == _verdicts(results["job.toml"])
+    assert _verdicts(rerun.model_dump(mode="json")) == _verdicts(results["job.toml"])
+    [featurized] = [s for s in rerun.stages if s.stage == "open_and_featurize"]
+    assert featurized.cache_misses == 0 and featurized.cache_hits == featurized.items
+    assert any(k.endswith(".parquet") and "/part-" in k for k in cached) and any(
+        k.startswith("feature-cache/uses/") for k in cached
+    )
     assert sum(s["n_sampled"] for s in results["s3.toml"]["segments"]) > 100
     assert "baselines/t/ref/manifest.json" in keys and any(k.endswith(".embeddings.parquet") for k in keys)
     assert results["s3.toml"]["baseline"]["dir"].endswith(".pulled")

@@ -193,6 +193,19 @@ def test_magnitude_effect_on_known_cases():
     assert magnitude_test(x, x[:150] * 1.3).effect_size < 1.0
 
 
+def test_a_wide_spread_number_a_hundred_times_smaller_is_significant():
+    """Sums of a few lines' prices (a spread as wide as the values): divided by 100 they move towards
+    zero, where no resolution margin may hide them (the nights harness's statements API, power 0.00
+    when it did)."""
+    rng = np.random.default_rng(8)
+    sums = np.array([sum(rng.integers(1, 12) * rng.integers(150, 9900) for _ in range(rng.integers(1, 6))) for _ in range(900)])
+    ref, cur = sums[:750].astype(float), (sums[750:] // 100).astype(float)
+    units = magnitude_test(ref, cur)
+    assert units.p_value < 1e-10 and units.effect_size > 1.5  # about two orders of magnitude
+    same = magnitude_test(ref, sums[750:].astype(float))
+    assert same.effect_size < 0.5 and same.p_value > 1e-3
+
+
 def test_the_minimum_detectable_shift_is_the_exact_test_at_the_segment_level():
     """The share that pages with probability 0.9: the smallest count k whose hypergeometric
     p-value (k of n against 0 of m) is under the level, reached by Binomial(n, s) with 90%."""

@@ -44,3 +44,21 @@ def test_the_record_of_each_demo_night_is_unchanged(demo_dir, day):
     read_back = json.loads(masked(stored, folder))
     read_back["stages"] = [s for s in read_back["stages"] if s["stage"] in {t["stage"] for t in json.loads(expected)["stages"]}]
     assert json.dumps(read_back, indent=2) + "\n" == expected
+
+
+@pytest.mark.parametrize("day", NIGHTS)
+def test_a_demo_night_rerun_through_the_feature_cache_records_the_same(demo_dir, day):
+    """The demo's own run filled the cache; a rerun reads its items from it and says the same,
+    finding for finding: only the featurization's cost differs."""
+    from typer.testing import CliRunner
+
+    from drift.cli import app
+
+    folder, _ = demo_dir
+    result = CliRunner().invoke(app, ["run", str(folder / "demo.toml"), "--day", day, "--json"])
+    assert result.exit_code in (0, 1), result.output  # 1: the night drifted
+    rerun, golden = json.loads(masked(result.stdout, folder)), json.loads((GOLDEN / f"demo-{day}.json").read_text())
+    [featurized] = [s for s in rerun.pop("stages") if s["stage"] == "open_and_featurize"]
+    golden.pop("stages")
+    assert rerun == golden
+    assert featurized["cache_hits"] >= 0.95 * featurized["items"], featurized

@@ -303,7 +303,7 @@ class Baseline:
         recorded = self.embedder or {}
         kinds = {kind for kind, _ in self.segments}
         for name in sorted(context.encoders_for(kinds) & set(recorded)):
-            old, new = recorded[name], context.encoder(name).identity()
+            old, new = recorded[name], context.encoder_identity(name)
             if not same_encoder(old, new):
                 label, section = ("image", "[image]") if name == "clip" else ("text", "[document] text_model")
                 what = difference(old, new)

