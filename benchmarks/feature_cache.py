@@ -112,8 +112,9 @@ def with_copies(folder: Path, day, share: float, seed: int) -> Path:
     out = folder / f"copies-{int(share * 100)}"
     (out / "logs").mkdir(parents=True, exist_ok=True)
     copies = rng.sample(range(len(named)), int(share * len(named)))
+    kept = [r for i, r in enumerate(named) if i not in set(copies)]  # the copies' originals stay in the window
     for i in copies:
-        originals = [r for r in named if r["kind"] == named[i]["kind"] and r["source"] == named[i]["source"]]
+        originals = [r for r in kept if r["kind"] == named[i]["kind"] and r["source"] == named[i]["source"]]
         original = rng.choice(originals)
         source = Path(original["uri"])
         target = folder / "data" / "copies" / f"copy-{i}{source.suffix}"
@@ -135,7 +136,7 @@ def window_analysis(job: Path, log: Path, day, cache: str) -> tuple[float, int, 
 
     config = load_job(job)
     config.inputs.log = str(log)
-    config.cache.dir = cache
+    config.cache.enabled, config.cache.dir = True, cache
     clock = StageClock()
     analyse_window(config, Window(day, day + timedelta(days=1)), Context(config, QUIET), clock)
     [featurized] = [s for s in clock.stages if s.stage == "open_and_featurize"]
@@ -173,7 +174,8 @@ def many_segments(folder: Path, n_segments: int, seed: int) -> Path:
         [
             {"input_id": f"{k}-{src}-{n}", "kind": k, "source": src, "uri": uri, "body": body, "received_at": at}
             for n, (k, src, uri, body, at) in enumerate(rows)
-        ]
+        ],
+        schema={c: pl.Utf8 for c in ("input_id", "kind", "source", "uri", "body", "received_at")},
     )
     frame.write_parquet(root / "logs" / "inputs.parquet")
     job = root / "job.toml"
@@ -267,6 +269,8 @@ def baseline(folder, quiet, results):
 
 
 def copies(folder, plain, drifted, seed, results):
+    for name in ("cache-unique", "cache-copies"):
+        shutil.rmtree(folder / name, ignore_errors=True)
     unique = with_copies(folder, drifted, 0.0, seed)
     copied = with_copies(folder, drifted, 0.3, seed)
     base = window_analysis(plain, unique, drifted, str(folder / "cache-unique"))

@@ -316,3 +316,13 @@ def test_a_run_whose_items_are_all_cached_loads_no_encoder(night, tmp_path):
     other = Context(config, QUIET)
     assert other.encoder_identity("clip")["weights_sha256"] == identity["clip"]["weights_sha256"]
     assert other._image_encoder is not None
+
+
+def test_another_quantisation_reads_no_old_vectors(night, monkeypatch):
+    job, _ = night
+    _analyse(job)
+    opened = _opened(monkeypatch)
+    _, stage = _analyse(job, image={"quantize": "int8"})
+    photos, pdfs, gone = 17, 16, 1  # the PDFs' first pages are embedded by the image encoder too
+    assert opened == [photos + pdfs + gone]
+    assert stage.cache_hits == 16  # the orders
