@@ -267,6 +267,11 @@ class Baseline:
         # (versions.py) does not change what this run reads.
         self.path = directory  # the name users know (a link to the current version)
         self.directory = directory = directory.resolve()
+        # each of the kind's files read once and split by source, each segment's part handed out
+        # once: a job of many segments reads its baseline in time proportional to it, not squared
+        self._unread: dict[Path, dict[str, pl.DataFrame]] = {}
+        self._columns: dict[Path, pl.DataFrame] = {}
+        self._handed: dict[Path, set[str]] = {}
         manifest_path = directory / MANIFEST
         if not manifest_path.exists():
             raise BaselineError(
@@ -317,11 +322,26 @@ class Baseline:
                     f"baseline with this encoder, or set {section} back to the baseline's"
                 )
 
+    def _part(self, path: Path, source: str) -> pl.DataFrame:
+        """A source's rows of one of the baseline's files, without its source column."""
+        if path not in self._unread:
+            frame = pl.read_parquet(path)
+            self._unread[path] = {key[0]: part.drop("source") for key, part in frame.partition_by("source", as_dict=True).items()}
+            self._columns[path] = frame.clear().drop("source")
+            self._handed[path] = set()
+        part = self._unread[path].pop(source, None)
+        if part is not None:
+            self._handed[path].add(source)
+            return part
+        if source in self._handed[path]:  # asked for again: read from the file once more
+            return pl.read_parquet(path).filter(pl.col("source") == source).drop("source")
+        return self._columns[path]  # the file has no rows of this source
+
     def features(self, kind: str, source: str) -> FeatureSet:
         def read(path: Path) -> pl.DataFrame | None:
             if not path.exists():
                 return None
-            return pl.read_parquet(path).filter(pl.col("source") == source).drop("source")
+            return self._part(path, source)
 
         descriptors = read(self.directory / f"{kind}.descriptors.parquet")
         if descriptors is None:
@@ -333,7 +353,7 @@ class Baseline:
         features = FeatureSet(ids=descriptors["input_id"].to_list(), descriptors=descriptors)
         for path in sorted(self.directory.glob(f"{kind}.*.embeddings.parquet")):
             name = path.name[len(kind) + 1 : -len(".embeddings.parquet")]
-            table = pq.read_table(path, filters=[("source", "=", source)])
+            table = self._part(path, source).to_arrow()
             matrix = to_matrix(table["vector"])
             order = {input_id: row for row, input_id in enumerate(table["input_id"].to_pylist())}
             features.embeddings[name] = matrix[[order[i] for i in features.ids]]
