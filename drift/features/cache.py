@@ -78,22 +78,27 @@ def featurizer_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def _calibration_digest(calibration) -> str | None:
+    """The sha256 of static int8's calibration crops, or None without them."""
+    if calibration is None:
+        return None
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()
+
+
 def _library_versions() -> dict[str, str | None]:
     return {name: _version(name) for name in LIBRARIES}
 
 
 def identity(kind_name: str, context) -> str:
     """The folder name of a kind's entries under this run's featurizer, encoders and limits."""
-    import numpy as np
-
     from .embed.identity import shaping
     from .kinds import KINDS
 
     kind = KINDS[kind_name]
     encoders = kind.embeddings(context.config)
-    calibration = None
-    if context.calibration is not None and "clip" in encoders.values():
-        calibration = hashlib.sha256(np.ascontiguousarray(context.calibration).tobytes()).hexdigest()
+    calibration = _calibration_digest(context.calibration) if "clip" in encoders.values() else None
     recipe = {
         "format": FORMAT,
         "kind": kind_name,
@@ -134,11 +139,7 @@ def encoder_recipe(config, name: str, calibration) -> str:
             files[key] = sorted(
                 (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()
             )
-    digest = None
-    if calibration is not None and name == "clip":
-        import numpy as np
-
-        digest = hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()
+    digest = _calibration_digest(calibration) if name == "clip" else None
     recipe = {
         "name": name,
         "settings": settings,

@@ -245,7 +245,8 @@ def _open_and_featurize(
 
     With a `checkpoint`, the features made so far are finished and handed to it every `every`
     opened inputs (with the errors since the last one), so that a run killed halfway keeps what it
-    made (the feature cache writes them); the segments' features are then those pieces joined.
+    made (the feature cache writes them); the segments returned then carry counts and errors only,
+    their features having gone to the checkpoints.
     """
     config = context.config
     segments: dict[Segment, SegmentData] = {}
@@ -319,12 +320,11 @@ def _open_and_featurize(
             finish_pieces()
             since = 0
     finish_pieces()
-    position = {row["input_id"]: i for i, row in enumerate(rows)}
+    if checkpoint is not None:  # the checkpoints had the pieces; the cache assembles the segments from its entries
+        return segments, outcomes
     for segment, parts in pieces.items():
-        if not parts:  # every input failed: the empty FeatureSet its kind makes (the cache assembles its own)
-            segments[segment].features = _no_items(context, segment) if checkpoint is None else FeatureSet()
-        else:
-            segments[segment].features = parts[0] if len(parts) == 1 else FeatureSet.concat(parts, position)
+        # without checkpoints a segment is one piece, or none when every input failed
+        segments[segment].features = parts[0] if parts else _no_items(context, segment)
     return segments, outcomes
 
 
